@@ -1,0 +1,162 @@
+/**
+ * The `file` protocol driver: positional I/O on a host file through a
+ * FileHandle. Node has no SEEK_DATA/SEEK_HOLE, so every byte is reported
+ * as data.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import type { BlockDriver, ChildLink, DriverBlockStatus } from '../block-driver.js';
+import type { BlockDriverFactory, DriverOpenArgs } from '../driver-factory.js';
+import { LivebackupError, ioError } from '../../errors.js';
+
+const MAX_TRANSFER = 32 * 1024 * 1024;
+
+export class FileDriver implements BlockDriver {
+  readonly driverName = 'file';
+  readonly isFormat = false;
+  readonly isFilter = false;
+  readonly supportsBacking = false;
+  readonly requestAlignment = 1;
+  readonly maxTransfer = MAX_TRANSFER;
+
+  private size: number;
+
+  constructor(
+    readonly filename: string,
+    private readonly handle: FileHandle,
+    size: number,
+    private readonly readOnly: boolean,
+  ) {
+    this.size = size;
+  }
+
+  async read(offset: number, buf: Uint8Array): Promise<void> {
+    let done = 0;
+    try {
+      while (done < buf.length) {
+        const { bytesRead } = await this.handle.read(buf, done, buf.length - done, offset + done);
+        if (bytesRead === 0) {
+          // Past the end of the host file (it shrank, or the format maps past it): zeroes.
+          buf.fill(0, done);
+          return;
+        }
+        done += bytesRead;
+      }
+    } catch (error) {
+      throw ioError(`read of ${this.filename} at ${offset + done}`, error);
+    }
+  }
+
+  async write(offset: number, buf: Uint8Array, flags: { fua?: boolean }): Promise<void> {
+    let done = 0;
+    try {
+      while (done < buf.length) {
+        const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, offset + done);
+        done += bytesWritten;
+      }
+      if (offset + buf.length > this.size) this.size = offset + buf.length;
+      if (flags.fua) await this.handle.datasync();
+    } catch (error) {
+      throw ioError(`write of ${this.filename} at ${offset + done}`, error);
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      throw ioError(`flush of ${this.filename}`, error);
+    }
+  }
+
+  async blockStatus(_offset: number, bytes: number): Promise<DriverBlockStatus> {
+    return { bytes, state: 'data' };
+  }
+
+  async getLength(): Promise<number> {
+    return this.size;
+  }
+
+  /**
+   * Set the host file's size (formats grow their file with this). Bytes
+   * past the old end read as zeroes.
+   */
+  async truncate(size: number): Promise<void> {
+    try {
+      await this.handle.truncate(size);
+      this.size = size;
+    } catch (error) {
+      throw ioError(`truncate of ${this.filename}`, error);
+    }
+  }
+
+  children(): readonly ChildLink[] {
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+export const fileDriverFactory: BlockDriverFactory = {
+  name: 'file',
+  options: {
+    filename: { type: 'string', required: true },
+    aio: { type: 'string', values: ['threads', 'native', 'io_uring'] },
+    locking: { type: 'string', values: ['on', 'off', 'auto'] },
+    'aio-max-batch': { type: 'integer' },
+    'pr-manager': { type: 'string' },
+    'drop-cache': { type: 'boolean' },
+    'x-check-cache-dropped': { type: 'boolean' },
+  },
+  childRoles: [],
+  async open(args: DriverOpenArgs): Promise<BlockDriver> {
+    const filename = args.options.filename as string;
+    if (filename === '') throw new LivebackupError('INVALID_ARGUMENT', "Parameter 'filename' must not be empty");
+    let handle: FileHandle;
+    try {
+      handle = await open(filename, args.readOnly ? constants.O_RDONLY : constants.O_RDWR);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'ENOENT') {
+        throw new LivebackupError('NOT_FOUND', `Could not open '${filename}': No such file or directory`, { cause: error, errno: 'ENOENT' });
+      }
+      if (code === 'EISDIR') {
+        throw new LivebackupError('INVALID_ARGUMENT', `'${filename}' is a directory, not an image file`, { cause: error, errno: 'EINVAL' });
+      }
+      throw ioError(`Could not open '${filename}'`, error);
+    }
+    try {
+      const stats = await handle.stat();
+      if (!stats.isFile() && !stats.isBlockDevice()) {
+        throw new LivebackupError('INVALID_ARGUMENT', `'${filename}' is not a regular file or block device`);
+      }
+      return new FileDriver(filename, handle, stats.size, args.readOnly);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  },
+  async create(args): Promise<void> {
+    const unknown = Object.keys(args.formatOptions);
+    if (unknown.length > 0) {
+      throw new LivebackupError('INVALID_ARGUMENT', `Invalid option '${unknown[0]}' for protocol 'file'`);
+    }
+    await createHostFile(args.filename, args.size);
+  },
+};
+
+/** Create (or truncate) a host file of `size` bytes, sparse. */
+export async function createHostFile(filename: string, size: number): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(filename, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    await handle.truncate(size);
+  } catch (error) {
+    throw ioError(`Could not create '${filename}'`, error);
+  } finally {
+    await handle?.close();
+  }
+}
