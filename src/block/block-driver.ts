@@ -16,6 +16,11 @@ export interface WriteFlags {
    * grows to cover the write.
    */
   mayGrow?: boolean;
+  /**
+   * BlockNode level, drivers ignore it: the token of a range lock the caller
+   * holds on this node (see BlockNode.lockRange); the request passes that lock.
+   */
+  lockToken?: symbol;
 }
 
 /** Flags of a writeZeroes request. */

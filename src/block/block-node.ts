@@ -27,6 +27,20 @@ export interface WriteIntent {
  */
 export type BeforeWriteNotifier = (intent: WriteIntent) => Promise<void>;
 
+/** An exclusive lock on a byte range of a node; see BlockNode.lockRange. */
+export interface RangeLock {
+  /** Pass this as `lockToken` on the holder's own requests inside the range. */
+  readonly token: symbol;
+  /** Release the lock; idempotent. */
+  release(): void;
+}
+
+/** Options of a read request. */
+export interface ReadFlags {
+  /** Token of a range lock the caller holds (see RangeLock). */
+  lockToken?: symbol;
+}
+
 /** Status of a run of bytes as seen through the whole backing chain. */
 export interface BlockStatus {
   /** First byte of the run. */
@@ -124,11 +138,11 @@ export class BlockNode {
   }
 
   /** Read [offset, offset + buf.length) into buf. */
-  async read(offset: number, buf: Uint8Array): Promise<void> {
+  async read(offset: number, buf: Uint8Array, flags: ReadFlags = {}): Promise<void> {
     this.checkOpen();
     this.checkRange(offset, buf.length);
     if (buf.length === 0) return;
-    const request = await this.tracked.begin(offset, buf.length, false);
+    const request = await this.tracked.begin(offset, buf.length, false, false, flags.lockToken);
     try {
       const alignment = this.driver.requestAlignment;
       if (isAligned(offset, alignment) && isAligned(buf.length, alignment)) {
@@ -154,7 +168,7 @@ export class BlockNode {
     this.growTo(offset + buf.length, flags.mayGrow);
     const alignment = this.driver.requestAlignment;
     if (isAligned(offset, alignment) && isAligned(buf.length, alignment)) {
-      const request = await this.tracked.begin(offset, buf.length, true);
+      const request = await this.tracked.begin(offset, buf.length, true, false, flags.lockToken);
       try {
         await this.writeSplit(offset, buf, flags);
       } finally {
@@ -180,7 +194,7 @@ export class BlockNode {
       this.readModifyWrite(from, to - from, (aligned, start) => aligned.fill(0, from - start, to - start), flags);
     if (innerStart >= innerEnd) return zeroPart(offset, end);
     if (offset < innerStart) await zeroPart(offset, innerStart);
-    const request = await this.tracked.begin(innerStart, innerEnd - innerStart, true);
+    const request = await this.tracked.begin(innerStart, innerEnd - innerStart, true, false, flags.lockToken);
     try {
       await this.zeroAligned(innerStart, innerEnd - innerStart, flags);
     } finally {
@@ -265,6 +279,20 @@ export class BlockNode {
     return () => {
       this.notifiers.delete(notifier);
     };
+  }
+
+  /**
+   * Take an exclusive lock on [offset, offset + bytes): waits for the
+   * overlapping requests in flight, then every new overlapping request waits
+   * until release(), except the holder's own requests that pass
+   * `lockToken: lock.token`. Used to make a copy-before-write atomic for
+   * readers of a fleecing target.
+   */
+  async lockRange(offset: number, bytes: number): Promise<RangeLock> {
+    this.checkOpen();
+    const token = Symbol('range-lock');
+    const request = await this.tracked.begin(offset, bytes, true, true, token);
+    return { token, release: () => request.end() };
   }
 
   /** Wait until no request overlapping the range is in flight. */
@@ -395,7 +423,7 @@ export class BlockNode {
     const alignment = this.driver.requestAlignment;
     const start = alignDown(offset, alignment);
     const end = Math.min(alignUp(offset + bytes, alignment), alignUp(this.lengthBytes, alignment));
-    const request = await this.tracked.begin(start, end - start, true, true);
+    const request = await this.tracked.begin(start, end - start, true, true, flags.lockToken);
     try {
       const aligned = new Uint8Array(end - start);
       await this.readSplit(start, aligned);

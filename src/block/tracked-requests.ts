@@ -12,6 +12,11 @@ export interface TrackedRequest {
   readonly isWrite: boolean;
   /** True while this request must not overlap any other in-flight request. */
   serialising: boolean;
+  /**
+   * For range locks: requests carrying the same token are not blocked by
+   * this serialising request (they are the lock holder's own I/O).
+   */
+  readonly lockToken?: symbol;
   /** Resolves when the request has finished (successfully or not). */
   readonly finished: Promise<void>;
 }
@@ -31,13 +36,20 @@ export class TrackedRequests {
   /**
    * Register a request over [offset, offset + bytes). If it overlaps a
    * serialising request, or `serialising` is true and it overlaps anything,
-   * this waits until those requests have finished. The caller must call
+   * this waits until those requests have finished. A request
+   * whose `lockToken` equals a serialising request's token is not blocked by it. The caller must call
    * `end()` on the returned request exactly once.
    */
-  async begin(offset: number, bytes: number, isWrite: boolean, serialising = false): Promise<TrackedRequest & { end(): void }> {
+  async begin(
+    offset: number,
+    bytes: number,
+    isWrite: boolean,
+    serialising = false,
+    lockToken?: symbol,
+  ): Promise<TrackedRequest & { end(): void }> {
     let resolveFinished!: () => void;
     const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
-    const request: MutableTrackedRequest = { offset, end: offset + bytes, isWrite, serialising, finished, resolveFinished };
+    const request: MutableTrackedRequest = { offset, end: offset + bytes, isWrite, serialising, lockToken, finished, resolveFinished };
     for (;;) {
       const blocker = this.findBlocker(request);
       if (!blocker) break;
@@ -76,6 +88,8 @@ export class TrackedRequests {
   private findBlocker(request: TrackedRequest): TrackedRequest | undefined {
     for (const other of this.inFlight) {
       if (!overlaps(request, other)) continue;
+      // A lock holder's own requests pass its lock (but still respect other serialising requests).
+      if (other.serialising && other.lockToken !== undefined && other.lockToken === request.lockToken) continue;
       if (request.serialising || other.serialising) return other;
     }
     return undefined;

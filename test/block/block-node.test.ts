@@ -83,3 +83,21 @@ test('blockers make the node report why it is busy until released', () => {
   release();
   assert.equal(node.busyReason, undefined);
 });
+
+test('a range lock holds back overlapping requests except the holder own, and waits for those in flight', async () => {
+  const { node, driver } = memoryNode(8192);
+  const order: string[] = [];
+  const inFlightRead = node.read(0, new Uint8Array(512)).then(() => order.push('early-read'));
+  const lock = await node.lockRange(0, 4096);
+  order.push('locked');
+  const blockedRead = node.read(100, new Uint8Array(10)).then(() => order.push('blocked-read'));
+  const outsideRead = node.read(4096, new Uint8Array(10)).then(() => order.push('outside-read'));
+  await node.write(0, new Uint8Array([5]), { lockToken: lock.token });
+  order.push('holder-write');
+  await outsideRead;
+  assert.deepEqual(order, ['early-read', 'locked', 'holder-write', 'outside-read']);
+  lock.release();
+  await Promise.all([inFlightRead, blockedRead]);
+  assert.deepEqual(order.at(-1), 'blocked-read');
+  assert.equal(driver.data[0], 5);
+});
