@@ -8,7 +8,8 @@
 
 export interface TrackedRequest {
   readonly offset: number;
-  readonly end: number;
+  /** One past the last byte of the request. */
+  readonly endOffset: number;
   readonly isWrite: boolean;
   /** True while this request must not overlap any other in-flight request. */
   serialising: boolean;
@@ -49,7 +50,7 @@ export class TrackedRequests {
   ): Promise<TrackedRequest & { end(): void }> {
     let resolveFinished!: () => void;
     const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
-    const request: MutableTrackedRequest = { offset, end: offset + bytes, isWrite, serialising, lockToken, finished, resolveFinished };
+    const request: MutableTrackedRequest = { offset, endOffset: offset + bytes, isWrite, serialising, lockToken, finished, resolveFinished };
     for (;;) {
       const blocker = this.findBlocker(request);
       if (!blocker) break;
@@ -64,7 +65,7 @@ export class TrackedRequests {
 
   /** Wait until no in-flight request overlaps [offset, offset + bytes). */
   async waitForOverlapping(offset: number, bytes: number): Promise<void> {
-    const probe = { offset, end: offset + bytes };
+    const probe = { offset, endOffset: offset + bytes };
     for (;;) {
       let blocker: TrackedRequest | undefined;
       for (const other of this.inFlight) {
@@ -96,6 +97,6 @@ export class TrackedRequests {
   }
 }
 
-function overlaps(a: { offset: number; end: number }, b: { offset: number; end: number }): boolean {
-  return a.offset < b.end && b.offset < a.end;
+function overlaps(a: { offset: number; endOffset: number }, b: { offset: number; endOffset: number }): boolean {
+  return a.offset < b.endOffset && b.offset < a.endOffset;
 }
