@@ -6,6 +6,7 @@ import type { BlockDriverFactory } from './driver-factory.js';
 import { fileDriverFactory } from './drivers/file.js';
 import { rawDriverFactory } from './drivers/raw.js';
 import { nullCoDriverFactory } from './drivers/null-co.js';
+import { blkdebugDriverFactory } from './drivers/blkdebug.js';
 
 const factories = new Map<string, BlockDriverFactory>();
 
@@ -27,3 +28,4 @@ export function driverNames(): string[] {
 registerDriver(fileDriverFactory);
 registerDriver(rawDriverFactory);
 registerDriver(nullCoDriverFactory);
+registerDriver(blkdebugDriverFactory);
