@@ -1,40 +1,68 @@
 /**
  * The command tree of `livebackup`. Each subcommand lives in its own file
- * and registers itself here.
+ * and registers itself here; runCli maps errors to exit codes.
  */
 import { Command, CommanderError } from 'commander';
-import { LivebackupError, messageOf } from '../errors.js';
+import type { CommandContext } from './command-context.js';
+import { reportError } from './cli-errors.js';
+import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { registerImgCommand } from './img.js';
+import { registerDemoCommand } from './demo.js';
 
-/** Exit codes shared by all subcommands. */
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
 
-export function buildProgram(): Command {
+const PROGRAM_HELP_FOOTER = `
+Exit codes:
+  0  success
+  1  the command failed (I/O error, corrupt or unsupported image, ...)
+  2  usage error: unknown command or option, bad argument value
+  (img compare: 1 means the images differ, 2 means an error)
+
+Examples:
+  livebackup img create -f qcow2 disk.qcow2 10G
+  livebackup img info disk.qcow2
+  livebackup demo
+
+Run 'livebackup help <command>' or 'livebackup <command> --help' for details.
+`;
+
+/**
+ * Build the `livebackup` command tree. Actions print through `context` and
+ * report their exit code there; commander errors (usage, --help, --version)
+ * are thrown as CommanderError instead of exiting the process.
+ */
+export function buildProgram(context: CommandContext): Command {
   const program = new Command('livebackup')
     .description('Live, point-in-time backups of block devices (qcow2/raw images, NBD, QMP).')
     .version('0.1.0')
+    .configureOutput({ writeOut: (text) => context.out(text), writeErr: (text) => context.err(text) })
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', PROGRAM_HELP_FOOTER);
+  registerImgCommand(program, context);
+  registerDemoCommand(program, context);
   return program;
 }
 
-/** Run the CLI with argv (as process.argv); resolves to the exit code. Never throws. */
+/**
+ * Run the CLI with argv (as process.argv: node, script, arguments...),
+ * printing to this process's stdout and stderr. Resolves to the exit code;
+ * never throws.
+ */
 export async function runCli(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  let exitCode = EXIT_OK;
+  const context: CommandContext = {
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  };
   try {
-    await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+    await buildProgram(context).parseAsync(argv);
+    return exitCode;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
-    }
-    if (error instanceof LivebackupError) {
-      process.stderr.write(`livebackup: ${error.message}\n`);
-      return error.code === 'INVALID_ARGUMENT' ? EXIT_USAGE : EXIT_FAILED;
-    }
-    process.stderr.write(`livebackup: internal error: ${messageOf(error)}\n`);
-    if (error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-    return EXIT_FAILED;
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    return reportError(context, error);
   }
 }

@@ -1,0 +1,59 @@
+/** `livebackup img compare`: compare the content of two images, like `qemu-img compare`. */
+import type { Command } from 'commander';
+import type { CommandContext } from './command-context.js';
+import { reportError } from './cli-errors.js';
+import { compareImages } from './image-compare.js';
+import { withImages } from './image-session.js';
+
+/** `img compare` exit codes, as qemu-img's. */
+export const COMPARE_IDENTICAL = 0;
+export const COMPARE_DIFFERENT = 1;
+export const COMPARE_ERROR = 2;
+
+const HELP_FOOTER = `
+Compares what a guest would read from FILE1 and FILE2, whatever their
+formats and allocation: "Images are identical." or "Content mismatch at
+offset N!" with N the first differing byte. When the sizes differ (a warning
+says so), the images count as identical only if the longer one reads as
+zeroes past the end of the shorter one.
+
+Exit codes: 0 identical, 1 different, 2 error (missing file, bad arguments...).
+
+Examples:
+  livebackup img compare disk.qcow2 backup.qcow2
+  livebackup img compare -f qcow2 -F raw disk.qcow2 disk.raw
+`;
+
+/** Register `img compare` under the `img` command. */
+export function registerImgCompare(img: Command, context: CommandContext): void {
+  img
+    .command('compare')
+    .description('Check whether two images have the same content.')
+    .argument('<file1>', 'first image')
+    .argument('<file2>', 'second image')
+    .option('-f, --format <format>', 'format of file1 (default: probed)')
+    .option('-F, --format2 <format>', 'format of file2 (default: probed)')
+    .addHelpText('after', HELP_FOOTER)
+    .action(async (file1: string, file2: string, flags: { format?: string; format2?: string }) => {
+      try {
+        const result = await withImages(
+          [
+            { filename: file1, format: flags.format },
+            { filename: file2, format: flags.format2 },
+          ],
+          ([a, b]) => compareImages(a!, b!),
+        );
+        if (result.sizeMismatch) context.out('Warning: Image size mismatch!\n');
+        if (result.identical) {
+          context.out('Images are identical.\n');
+          context.setExitCode(COMPARE_IDENTICAL);
+        } else {
+          context.out(`Content mismatch at offset ${result.mismatchOffset}!\n`);
+          context.setExitCode(COMPARE_DIFFERENT);
+        }
+      } catch (error) {
+        reportError(context, error);
+        context.setExitCode(COMPARE_ERROR);
+      }
+    });
+}

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runOk, skipUnlessTools } from '../helpers/tools.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { livebackup, livebackupOk } from './cli-runner.js';
+import { qemuImgInfo, qemuIo, skipUnlessQcow2Driver } from './qemu-images.js';
+
+const needsQemu = { skip: skipUnlessTools('qemu-img', 'qemu-io') };
+const needsQcow2 = { skip: skipUnlessTools('qemu-img', 'qemu-io') || skipUnlessQcow2Driver() };
+
+/** The keys of `qemu-img info --output=json` we reproduce exactly (actual-size may differ slightly). */
+const EXACT_KEYS = [
+  'virtual-size',
+  'filename',
+  'format',
+  'cluster-size',
+  'backing-filename',
+  'backing-filename-format',
+  'full-backing-filename',
+  'dirty-flag',
+  'format-specific',
+];
+
+async function assertInfoMatchesQemu(file: string, format?: string): Promise<Record<string, unknown>> {
+  const formatArgs = format ? ['-f', format] : [];
+  const ours = JSON.parse(await livebackupOk('img', 'info', '--output=json', ...formatArgs, file)) as Record<string, unknown>;
+  const theirs = await qemuImgInfo(file, formatArgs);
+  for (const key of EXACT_KEYS) assert.deepEqual(ours[key], theirs[key], `key '${key}' of ${file}`);
+  assert.equal(typeof ours['actual-size'], 'number');
+  return ours;
+}
+
+/** The first lines of `qemu-img info` that do not depend on host allocation. */
+function stableHumanLines(text: string): string[] {
+  return text.split('\n').filter((line) => line !== '' && !line.startsWith('disk size:'));
+}
+
+test('img info on raw images matches qemu-img info (json and human)', needsQemu, async (t) => {
+  const dir = await tempDir(t);
+  for (const size of ['1M', '1000000', '3G']) {
+    const file = join(dir, `disk-${size}.raw`);
+    await runOk('qemu-img', ['create', '-f', 'raw', file, size]);
+    await qemuIo(file, 'raw', ['write -P 7 0 64k']);
+    await assertInfoMatchesQemu(file);
+    const ours = await livebackupOk('img', 'info', file);
+    const theirs = await runOk('qemu-img', ['info', '-U', file]);
+    assert.deepEqual(stableHumanLines(ours), stableHumanLines(theirs));
+    assert.match(ours, /^disk size: \d/m);
+  }
+});
+
+test('img info on qcow2 images with and without a backing file matches qemu-img info', needsQcow2, async (t) => {
+  const dir = await tempDir(t);
+  const base = join(dir, 'base.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'cluster_size=4096', base, '100M']);
+  await qemuIo(base, 'qcow2', ['write -P 1 0 1M', 'write -z 2M 64k']);
+  const top = join(dir, 'top.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', top]);
+  const lazy = join(dir, 'lazy.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'lazy_refcounts=on,compression_type=zstd', lazy, '5G']);
+
+  const baseInfo = await assertInfoMatchesQemu(base);
+  assert.equal(baseInfo['cluster-size'], 4096);
+  const topInfo = await assertInfoMatchesQemu(top);
+  assert.equal(topInfo['backing-filename'], 'base.qcow2');
+  await assertInfoMatchesQemu(lazy);
+
+  const ours = await livebackupOk('img', 'info', top);
+  const theirs = await runOk('qemu-img', ['info', '-U', top]);
+  assert.deepEqual(stableHumanLines(ours), stableHumanLines(theirs));
+
+  // Like qemu-img info, the backing file is not opened: info works without it.
+  await rm(base);
+  const orphan = await assertInfoMatchesQemu(top);
+  assert.equal(orphan['backing-filename'], 'base.qcow2');
+});
+
+test('img info errors: missing file exits 1, unknown format and bad --output exit 2; no stack traces', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'missing.img');
+  const notFound = await livebackup('img', 'info', missing);
+  assert.equal(notFound.code, 1);
+  assert.equal(notFound.stderr, `livebackup: Could not open '${missing}': No such file or directory\n`);
+
+  const folder = await livebackup('img', 'info', '-f', 'raw', dir);
+  assert.equal(folder.code, 2);
+  assert.match(folder.stderr, new RegExp(`'${dir}' is not a regular file`));
+
+  const unknownFormat = await livebackup('img', 'info', '-f', 'vhdx', missing);
+  assert.equal(unknownFormat.code, 2);
+  assert.match(unknownFormat.stderr, /Unknown image format 'vhdx'/);
+
+  const badOutput = await livebackup('img', 'info', '--output=xml', missing);
+  assert.equal(badOutput.code, 2);
+  assert.match(badOutput.stderr, /'xml' is invalid/);
+  for (const result of [notFound, folder, unknownFormat, badOutput]) assert.doesNotMatch(result.stderr, /\n\s+at /);
+});

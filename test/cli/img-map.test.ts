@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { runOk, skipUnlessTools } from '../helpers/tools.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { SeededRandom } from '../helpers/random.js';
+import { livebackup, livebackupOk } from './cli-runner.js';
+import { patternFile, qemuIo, skipUnlessQcow2Driver } from './qemu-images.js';
+
+const needsQemu = { skip: skipUnlessTools('qemu-img', 'qemu-io') };
+const needsQcow2 = { skip: skipUnlessTools('qemu-img', 'qemu-io') || skipUnlessQcow2Driver() };
+
+interface JsonMapEntry {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+  offset?: number;
+}
+
+/** Both maps of `file` (ours and qemu-img's), as JSON text. */
+async function bothJsonMaps(file: string, format?: string): Promise<{ ours: string; theirs: string }> {
+  const formatArgs = format ? ['-f', format] : [];
+  const ours = await livebackupOk('img', 'map', '--output=json', ...formatArgs, file);
+  const theirs = await runOk('qemu-img', ['map', '--output=json', '-U', ...formatArgs, file]);
+  return { ours, theirs };
+}
+
+function parseMap(text: string): JsonMapEntry[] {
+  return JSON.parse(text) as JsonMapEntry[];
+}
+
+test('img map of a fully written raw image equals qemu-img map, byte for byte (json and human)', needsQemu, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'disk.raw');
+  await runOk('qemu-img', ['create', '-f', 'raw', file, '3M']);
+  await qemuIo(file, 'raw', ['write -P 0x11 0 1M', 'write -P 0 1M 1M', 'write -P 0x33 2M 1M']);
+  const { ours, theirs } = await bothJsonMaps(file);
+  assert.equal(ours, theirs.endsWith('\n') ? theirs : `${theirs}\n`);
+  assert.equal(await livebackupOk('img', 'map', file), await runOk('qemu-img', ['map', '-U', file]));
+});
+
+test('img map of an empty raw image prints an empty list', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'empty.raw');
+  await livebackupOk('img', 'create', file, '0');
+  assert.equal(await livebackupOk('img', 'map', '--output=json', file), '[]\n');
+});
+
+/**
+ * A qcow2 chain written by qemu-io from a seed: a base with data and zero
+ * clusters, and an overlay with data and zero clusters over both.
+ */
+async function buildChain(dir: string, seed: number, clusterSize: number): Promise<string> {
+  const random = new SeededRandom(seed);
+  const size = 64 * clusterSize + random.int(0, 7) * 512;
+  const base = join(dir, 'base.qcow2');
+  const top = join(dir, 'top.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', `cluster_size=${clusterSize}`, base, String(size)]);
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', `cluster_size=${clusterSize}`, '-b', 'base.qcow2', '-F', 'qcow2', top]);
+  const pattern = await patternFile(dir, 'pattern.bin', random, 8 * clusterSize);
+  for (const [file, writes] of [
+    [base, 12],
+    [top, 10],
+  ] as const) {
+    const commands: string[] = [];
+    for (let index = 0; index < writes; index++) {
+      const clusters = random.int(1, 4);
+      const offset = random.int(0, 63 - clusters) * clusterSize;
+      const length = clusters * clusterSize;
+      commands.push(random.chance(0.3) ? `write -z ${offset} ${length}` : `write -s ${pattern} ${offset} ${length}`);
+    }
+    commands.push(`write -z ${random.int(0, 60) * clusterSize} ${clusterSize}`);
+    // A partial-cluster write allocates a whole cluster; one that ends at the (unaligned) end too.
+    commands.push(`write -s ${pattern} ${random.int(0, 60) * clusterSize + 512} 1024`);
+    commands.push(`write -s ${pattern} ${size - 1024} 1024`);
+    await qemuIo(file, 'qcow2', commands);
+  }
+  return top;
+}
+
+test('img map --output=json of qcow2 chains equals qemu-img map (data, zero clusters, backing file)', needsQcow2, async (t) => {
+  for (const [seed, clusterSize] of [
+    [1, 65536],
+    [2, 4096],
+    [3, 65536],
+    [4, 512],
+  ] as const) {
+    const dir = await tempDir(t);
+    const top = await buildChain(dir, seed, clusterSize);
+    const { ours, theirs } = await bothJsonMaps(top);
+    const message = `seed ${seed}, cluster size ${clusterSize}`;
+    const ourEntries = parseMap(ours);
+    const theirEntries = parseMap(theirs);
+    const withoutOffsets = (entries: JsonMapEntry[]) => entries.map(({ offset: _offset, ...rest }) => rest);
+    assert.deepEqual(withoutOffsets(ourEntries), withoutOffsets(theirEntries), message);
+    // qemu-io wrote the images, so the host layout is QEMU's own: offsets agree too.
+    assert.deepEqual(ourEntries, theirEntries, message);
+    assert.ok(theirEntries.some((entry) => entry.depth === 1 && entry.data), `${message}: data from the backing file`);
+    assert.ok(theirEntries.some((entry) => entry.depth === 0 && entry.zero && entry.present), `${message}: zero clusters`);
+    // Human output: only data runs, with offsets and host files.
+    assert.equal(await livebackupOk('img', 'map', top), await runOk('qemu-img', ['map', '-U', top]), message);
+  }
+});
+
+test('img map of a missing file exits 1 with a message naming it', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'nope.qcow2');
+  const result = await livebackup('img', 'map', missing);
+  assert.equal(result.code, 1);
+  assert.equal(result.stderr, `livebackup: Could not open '${missing}': No such file or directory\n`);
+});

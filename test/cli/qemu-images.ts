@@ -1,0 +1,35 @@
+/**
+ * Building test images with the real QEMU tools: images written by
+ * qemu-io have QEMU's own layout, so our reading of them is checked against
+ * the peer, not against ourselves.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findDriver } from '../../src/block/driver-registry.js';
+import { runOk } from '../helpers/tools.js';
+import type { SeededRandom } from '../helpers/random.js';
+
+/** Run qemu-io commands (e.g. 'write -P 1 0 64k') against an image. */
+export async function qemuIo(filename: string, format: string, commands: readonly string[]): Promise<void> {
+  await runOk('qemu-io', ['-f', format, ...commands.flatMap((command) => ['-c', command]), filename]);
+}
+
+/** Write `bytes` seeded random bytes to `name` in dir, for qemu-io's `write -s FILE`. Returns the path. */
+export async function patternFile(dir: string, name: string, random: SeededRandom, bytes: number): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, random.bytes(bytes));
+  return path;
+}
+
+/** `qemu-img info --output=json` of a file, parsed. */
+export async function qemuImgInfo(filename: string, extra: readonly string[] = []): Promise<Record<string, unknown>> {
+  return JSON.parse(await runOk('qemu-img', ['info', '--output=json', '-U', ...extra, filename])) as Record<string, unknown>;
+}
+
+/**
+ * For `{ skip: ... }` on tests that need our qcow2 driver: a skip message
+ * while no qcow2 driver is registered, false once it is.
+ */
+export function skipUnlessQcow2Driver(): string | false {
+  return findDriver('qcow2') ? false : 'the qcow2 driver is not registered yet';
+}
