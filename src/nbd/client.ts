@@ -29,6 +29,8 @@ import {
   NBD_CMD_WRITE,
   NBD_CMD_WRITE_ZEROES,
   NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_DF,
+  NBD_FLAG_SEND_FAST_ZERO,
   NBD_REPLY_FLAG_DONE,
   NBD_REPLY_TYPE_BLOCK_STATUS,
   NBD_REPLY_TYPE_ERROR_BIT,
@@ -150,9 +152,13 @@ export class NbdClient {
     return this.pending.size;
   }
 
-  /** Read buf.length bytes at offset into buf. `df` asks for one unfragmented data chunk. */
+  /**
+   * Read buf.length bytes at offset into buf. `df` asks for one
+   * unfragmented data chunk (ignored when the server does not offer it).
+   */
   read(offset: number, buf: Uint8Array, options: { df?: boolean } = {}): Promise<void> {
-    return this.send(NBD_CMD_READ, options.df ? NBD_CMD_FLAG_DF : 0, offset, buf.length, { buffer: buf });
+    const df = options.df && this.session.transmissionFlags & NBD_FLAG_SEND_DF ? NBD_CMD_FLAG_DF : 0;
+    return this.send(NBD_CMD_READ, df, offset, buf.length, { buffer: buf });
   }
 
   /** Write data at offset. */
@@ -160,8 +166,14 @@ export class NbdClient {
     return this.send(NBD_CMD_WRITE, fuaFlag(options), offset, data.length, { payload: data });
   }
 
-  /** Make [offset, offset + length) read as zeroes. */
+  /**
+   * Make [offset, offset + length) read as zeroes. With `fastZero` on a
+   * server that does not offer it, fails with UNSUPPORTED without asking.
+   */
   writeZeroes(offset: number, length: number, options: NbdWriteZeroesOptions = {}): Promise<void> {
+    if (options.fastZero && !(this.session.transmissionFlags & NBD_FLAG_SEND_FAST_ZERO)) {
+      return Promise.reject(new LivebackupError('UNSUPPORTED', 'NBD server does not offer fast zeroing', { errno: 'ENOTSUP' }));
+    }
     const flags = fuaFlag(options) | (options.noHole ? NBD_CMD_FLAG_NO_HOLE : 0) | (options.fastZero ? NBD_CMD_FLAG_FAST_ZERO : 0);
     return this.send(NBD_CMD_WRITE_ZEROES, flags, offset, length);
   }

@@ -2,6 +2,8 @@
  * Test fixture: a raw image in a temp dir served by a real NbdServer on a
  * unix socket (and optionally TCP), torn down after the test.
  */
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import type { TestContext } from 'node:test';
@@ -48,4 +50,39 @@ export async function serveRawImage(
 /** Resolve when `predicate` holds, polling on the event loop (no timing thresholds: fails only by the test's own timeout). */
 export async function eventually(predicate: () => boolean): Promise<void> {
   while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/**
+ * Start `qemu-nbd` serving `file` on a new unix socket in `dir` (extra
+ * arguments such as -x NAME, -r, -A go in `args`); stopped after the test.
+ * Resolves once the socket accepts connections.
+ */
+export async function startQemuNbd(t: Pick<TestContext, 'after'>, dir: string, file: string, args: string[]): Promise<string> {
+  const socket = join(dir, `qemu-nbd-${process.hrtime.bigint()}.sock`);
+  const child = spawn('qemu-nbd', ['-k', socket, '-t', '-e', '8', ...args, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.after(async () => {
+    child.kill('SIGTERM');
+    await exited;
+  });
+  let failed = false;
+  void exited.then(() => (failed = true));
+  while (!(await canConnect(socket))) {
+    if (failed) throw new Error(`qemu-nbd exited early: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return socket;
+}
+
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
