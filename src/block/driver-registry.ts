@@ -6,6 +6,7 @@ import type { BlockDriverFactory } from './driver-factory.js';
 import { fileDriverFactory } from './drivers/file.js';
 import { rawDriverFactory } from './drivers/raw.js';
 import { nullCoDriverFactory } from './drivers/null-co.js';
+import { qcow2DriverFactory } from './qcow2/qcow2-factory.js';
 import { blkdebugDriverFactory } from './drivers/blkdebug.js';
 
 const factories = new Map<string, BlockDriverFactory>();
@@ -28,4 +29,5 @@ export function driverNames(): string[] {
 registerDriver(fileDriverFactory);
 registerDriver(rawDriverFactory);
 registerDriver(nullCoDriverFactory);
+registerDriver(qcow2DriverFactory);
 registerDriver(blkdebugDriverFactory);
