@@ -31,6 +31,10 @@ import { errorActionFor, type BlockdevOnError } from './error-policy.js';
 import { CANCELLED_TEXT, failureText } from './failure-text.js';
 import { jobEndChannel, jobErrorActionChannel, jobStartChannel, trace } from './job-trace.js';
 
+export type { JobStatus, JobVerb } from './job-status.js';
+export type { JobEvent, JobEventListener, JobEventName, IoOperation, ErrorAction } from './job-events.js';
+export type { BlockdevOnError } from './error-policy.js';
+
 /** QAPI BlockDeviceIoStatus, as reported for a job. */
 export type JobIoStatus = 'ok' | 'failed' | 'nospace';
 
@@ -124,6 +128,8 @@ export abstract class Job {
   /** QEMU's pause_count: held once before start, by a user pause (also error stops) and by each drain. */
   private pauseCount = 1;
   private userPaused = false;
+  /** Open drained sections (drainBegin without drainEnd yet). */
+  private drains = 0;
   private cancelRequested = false;
   private forceCancelRequested = false;
   private currentIoStatus: JobIoStatus = 'ok';
@@ -266,7 +272,7 @@ export abstract class Job {
     this.pauseCount--;
     this.transition('running');
     trace(jobStartChannel, { id: this.id, type: this.type });
-    if (this.drainedStart) this.pauseCount++;
+    if (this.drainedStart) this.drainBegin();
     void this.runToEnd();
     if (this.drainedStart) this.drainEnd();
   }
@@ -367,14 +373,14 @@ export abstract class Job {
    * user pause: resume() does not end it.
    */
   drainBegin(): void {
+    this.drains++;
     this.holdPause();
   }
 
   /** End a drained section begun with drainBegin. */
   drainEnd(): void {
-    if (this.pauseCount <= (this.userPaused ? 1 : 0)) {
-      throw new LivebackupError('INVALID_STATE', `Job '${this.id}' is not drained`);
-    }
+    if (this.drains === 0) throw new LivebackupError('INVALID_STATE', `Job '${this.id}' is not drained`);
+    this.drains--;
     this.releasePause();
   }
 

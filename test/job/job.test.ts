@@ -259,6 +259,23 @@ test('pause freezes progress until resume', LIMIT, async () => {
   assert.deepEqual(log.names, ['created', 'running', 'paused', 'running', 'waiting', 'pending', 'BLOCK_JOB_COMPLETED', 'concluded', 'null']);
 });
 
+test('a drained section pauses the job until drainEnd; resume() cannot end it', LIMIT, async () => {
+  const { job, log } = makeJob({ chunks: 4, afterChunk: (index, self) => { if (index === 1) self.drainBegin(); } });
+  const paused = log.next('paused');
+  job.start();
+  await paused;
+  assert.equal(job.progressCurrent, 2 * CHUNK);
+  assertRefused(() => job.resume(), 'INVALID_STATE', "Can't resume a job that was not paused");
+  job.pause();
+  job.drainEnd();
+  await settle();
+  assert.equal(job.status, 'paused', 'the user pause still holds');
+  assertRefused(() => job.drainEnd(), 'INVALID_STATE', "Job 'j1' is not drained");
+  job.resume();
+  assert.equal((await job.done).status, 'completed');
+  assert.deepEqual(log.names, ['created', 'running', 'paused', 'running', 'waiting', 'pending', 'BLOCK_JOB_COMPLETED', 'concluded', 'null']);
+});
+
 test('a pause requested before start takes effect at the first pause point', LIMIT, async () => {
   const { job, log } = makeJob({ chunks: 2 });
   job.pause();
