@@ -40,6 +40,7 @@ import {
 import { planRead, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
 import { negotiateServerSide, type ExportLookup, type NegotiatedSession } from './server-handshake.js';
+import { waitForDrain } from './socket-drain.js';
 import { SocketReader } from './socket-reader.js';
 import { disconnectChannel, requestChannel, type DisconnectTrace, type RequestTrace } from './trace.js';
 
@@ -124,9 +125,12 @@ export class NbdServerConnection {
     const entry = session.export;
     for (;;) {
       await this.waitForCapacity(0);
+      await waitForDrain(this.socket);
       if (this.reader.isAtEnd) return 'client disconnected';
       const request = decodeRequest(await this.reader.read(REQUEST_LENGTH));
-      requestChannel.publish({ export: entry.name, type: commandName(request.type), offset: request.offset, length: request.length } satisfies RequestTrace);
+      if (requestChannel.hasSubscribers) {
+        requestChannel.publish({ export: entry.name, type: commandName(request.type), offset: request.offset, length: request.length } satisfies RequestTrace);
+      }
       if (request.type === NBD_CMD_DISC) {
         await this.waitIdle();
         this.socket.end();

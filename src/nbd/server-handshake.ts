@@ -55,6 +55,7 @@ import {
   encodeServerReplyData,
   type InfoItem,
 } from './protocol.js';
+import { waitForDrain } from './socket-drain.js';
 import type { SocketReader } from './socket-reader.js';
 import { transmissionFlagsFor } from './transmission-flags.js';
 
@@ -102,6 +103,7 @@ export async function negotiateServerSide(socket: Socket, reader: SocketReader, 
   });
 
   for (;;) {
+    await waitForDrain(socket);
     const { option, length } = decodeOptionHeader(await reader.read(OPTION_HEADER_LENGTH));
     if (length > MAX_OPTION_LENGTH) {
       if (fixedNewstyle) replyError(option, NBD_REP_ERR_TOO_BIG, `option data of ${length} bytes is too large`);
