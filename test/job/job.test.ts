@@ -370,3 +370,39 @@ test('trace points: start, error-action and end on diagnostics channels', LIMIT,
     ['livebackup:job:end', { id: 'traced', type: 'backup', status: 'completed' }],
   ]);
 });
+
+test('several workers: one paused status for all, two error stops share one pause, resume retries both', LIMIT, async () => {
+  class WorkersJob extends ChunkJob {
+    readonly failing = new Set([5, 6]);
+    protected override async run(): Promise<void> {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        for (let chunk = next++; chunk < 12; chunk = next++) {
+          await this.pausePoint();
+          await settle(1); // the "I/O"
+          while (this.failing.has(chunk)) {
+            if ((await this.handleError('stop', 'write', EIO)) === 'fail') throw EIO;
+            this.failing.delete(chunk);
+          }
+          this.progressCurrent += CHUNK;
+          await this.rateLimit(CHUNK);
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+    }
+  }
+  const log = new EventLog();
+  const job = new WorkersJob({ id: 'w1', type: 'backup', chunks: 12, chunkBytes: CHUNK, onEvent: log.listener });
+  const paused = log.next('paused');
+  job.start();
+  await paused;
+  await settle();
+  assert.deepEqual(log.names, ['created', 'running', 'BLOCK_JOB_ERROR', 'paused', 'BLOCK_JOB_ERROR']);
+  const frozenAt = job.progressCurrent;
+  await settle();
+  assert.equal(job.progressCurrent, frozenAt);
+  job.resume();
+  assert.deepEqual(await job.done, { status: 'completed' });
+  assert.equal(job.progressCurrent, 12 * CHUNK);
+  assert.deepEqual(log.names.slice(5), ['running', 'waiting', 'pending', 'BLOCK_JOB_COMPLETED', 'concluded', 'null']);
+});
