@@ -117,6 +117,7 @@ export function validateRequest(request: NbdRequest, context: RequestContext): R
   if (request.type === NBD_CMD_BLOCK_STATUS) {
     if (!context.structuredReplies) return reject('EINVAL', 'block status needs structured replies');
     if (context.metaContextCount === 0) return reject('EINVAL', 'block status needs a selected metadata context');
+    if (request.length === 0) return reject('EINVAL', 'block status of an empty range');
   }
   return undefined;
 }

@@ -8,7 +8,7 @@
  * only; I/O errors become NBD errors at this edge (errnoOf).
  */
 import type { Socket } from 'node:net';
-import { errnoOf, LivebackupError, messageOf } from '../errors.js';
+import { errnoOf, messageOf } from '../errors.js';
 import { collectExtents } from './block-status-extents.js';
 import type { NbdExport } from './export-registry.js';
 import {
@@ -247,10 +247,7 @@ export class NbdServerConnection {
   private async blockStatusReply(session: NegotiatedSession, request: NbdRequest): Promise<Uint8Array[]> {
     const contexts = session.metaContexts;
     const one = (request.flags & NBD_CMD_FLAG_REQ_ONE) !== 0;
-    // A zero-length query still gets one (empty-range) answer: report the first byte's status when there is one.
-    const length = request.length === 0 ? Math.min(1, session.export.node.length - request.offset) : request.length;
-    if (length === 0) throw new LivebackupError('INVALID_ARGUMENT', 'block status of an empty range at the end of the export', { errno: 'EINVAL' });
-    const lists = await collectExtents(session.export.node, request.offset, length, contexts, one);
+    const lists = await collectExtents(session.export.node, request.offset, request.length, contexts, one);
     return contexts.map((context, i) => encodeBlockStatusChunk(request.cookie, i === contexts.length - 1 ? NBD_REPLY_FLAG_DONE : 0, context.id, lists[i]!));
   }
 

@@ -142,6 +142,7 @@ test('transmission: bad request magic closes; past the end, 1 GiB lengths, unkno
   await expectError(p.NBD_CMD_WRITE_ZEROES, SIZE, 1, 0, p.NBD_ERRNO.ENOSPC!);
   await expectError(p.NBD_CMD_TRIM, SIZE - 1, 2, 0, p.NBD_ERRNO.EINVAL!);
   await expectError(p.NBD_CMD_BLOCK_STATUS, SIZE, 1, 0, p.NBD_ERRNO.EINVAL!);
+  await expectError(p.NBD_CMD_BLOCK_STATUS, 0, 0, 0, p.NBD_ERRNO.EINVAL!);
   await expectError(42, 0, 0, 0, p.NBD_ERRNO.EINVAL!);
   await expectError(p.NBD_CMD_READ, 0, 512, 1 << 9, p.NBD_ERRNO.EINVAL!);
   await expectError(p.NBD_CMD_WRITE_ZEROES, 0, 512, p.NBD_CMD_FLAG_DF, p.NBD_ERRNO.EINVAL!);
