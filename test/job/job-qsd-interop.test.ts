@@ -109,9 +109,12 @@ test('pause, resume, set-speed and cancel while rate limited: same events and re
     [() => job.setSpeed(-1), 'block-job-set-speed', { device: 'j1', speed: -1 }],
     [() => job.setSpeed(2 * MiB), 'block-job-set-speed', { device: 'j1', speed: 2 * MiB }],
   ];
+  const beforeSteps = qsd.events.length - 1;
   for (const [ours, command, args] of steps) {
     assert.equal(ourError(ours), qmpError(await qsd.execute(command, args)), command);
   }
+  // qsd pauses at its next pause point: at once when sleeping, a moment later when busy.
+  await qsd.waitForStatus('paused', beforeSteps);
   const theirs = await queryJob(qsd);
   const mine = job.info();
   for (const key of ['type', 'device', 'len', 'busy', 'paused', 'speed', 'io-status', 'ready', 'status', 'auto-finalize', 'auto-dismiss'] as const) {
