@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeededRandom } from '../helpers/random.js';
 import { run, runOk, skipUnlessTools } from '../helpers/tools.js';
-import { serveRawImage } from './nbd-fixture.js';
+import { serveRawImage, startQemuNbd } from './nbd-fixture.js';
 
 const MiB = 1024 * 1024;
 
@@ -135,4 +135,18 @@ test('TCP export: nbd://127.0.0.1:PORT/EXPORT with qemu-img and nbdinfo', { skip
   await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 1M 64k', uri]);
   const image = await readFile(served.image);
   assert.ok(image.subarray(MiB, MiB + 65536).every((byte) => byte === 0x5a));
+});
+
+test('nbdinfo --json of our export equals qemu-nbd serving the same image (writable and read-only)', { skip: skipUnlessTools('nbdinfo', 'qemu-nbd') }, async (t) => {
+  for (const writable of [true, false]) {
+    const served = await serveRawImage(t, { size: 3 * MiB, writable });
+    const peerArgs = ['-f', 'raw', '-x', 'disk', '-A', '-D', 'test disk', ...(writable ? [] : ['-r'])];
+    const peerSocket = await startQemuNbd(t, served.dir, served.image, peerArgs);
+    const describe = async (uri: string) => {
+      const info = JSON.parse(await runOk('nbdinfo', ['--json', uri])) as { exports: Array<Record<string, unknown>> };
+      for (const entry of info.exports) delete entry.uri;
+      return info;
+    };
+    assert.deepEqual(await describe(served.uri), await describe(`nbd+unix:///disk?socket=${peerSocket}`), `writable=${writable}`);
+  }
 });
