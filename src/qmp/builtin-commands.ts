@@ -1,0 +1,33 @@
+/**
+ * Commands every QMP server has: qmp_capabilities, query-version,
+ * query-commands and quit.
+ */
+import type { CommandTable, QmpCommand } from './command-table.js';
+import type { QmpSessionContext } from './session.js';
+import { enumType, list, struct } from './schema.js';
+import { versionInfo } from './version.js';
+
+const QMPCapability = enumType('QMPCapability', ['oob']);
+
+/**
+ * Register the built-in commands in `table`. `onQuit` runs after the reply
+ * to `quit` has been written (qemu-storage-daemon emits no event for quit).
+ */
+export function registerBuiltinCommands(table: CommandTable, onQuit: () => void): void {
+  const capabilities: QmpCommand<{ enable?: string[] }> = {
+    name: 'qmp_capabilities',
+    args: struct('q_obj_qmp_capabilities-arg', { '*enable': list(QMPCapability) }),
+    handler: (args, context) => {
+      (context as QmpSessionContext).negotiate(args.enable ?? []);
+    },
+  };
+  table.register(capabilities);
+  table.register({ name: 'query-version', handler: () => versionInfo() });
+  table.register({ name: 'query-commands', handler: () => table.names().map((name) => ({ name })) });
+  table.register({
+    name: 'quit',
+    handler: (_args, context) => {
+      context.afterReply(onQuit);
+    },
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * The table of QMP commands: name, argument type, handler. Front ends
+ * register commands here; the session looks them up and validates
+ * arguments before calling the handler.
+ */
+import { LivebackupError } from '../errors.js';
+import type { ErrorClassMap } from './qmp-error.js';
+import type { ObjectType } from './schema.js';
+
+/** What a handler may know about and do with the session that called it. */
+export interface QmpCommandContext {
+  /** A number identifying the client connection (for logs). */
+  readonly sessionId: number;
+  /** Capabilities the client enabled with qmp_capabilities. */
+  readonly capabilities: ReadonlySet<string>;
+  /** Run `callback` once the reply to this command has been written (e.g. quit). */
+  afterReply(callback: () => void): void;
+}
+
+export interface QmpCommand<Args = any> {
+  /** The command name as clients send it in `execute`. */
+  readonly name: string;
+  /** Argument type; omitted means the command takes no arguments. */
+  readonly args?: ObjectType;
+  /**
+   * Runs the command with validated arguments. The resolved value is the
+   * `return` member (undefined gives `{}`). Thrown errors become error
+   * replies (see qmp-error.ts).
+   */
+  readonly handler: (args: Args, context: QmpCommandContext) => unknown;
+  /** Error classes for LivebackupError codes, where QEMU uses one other than GenericError. */
+  readonly errorClasses?: ErrorClassMap;
+}
+
+export class CommandTable {
+  private readonly commands = new Map<string, QmpCommand>();
+
+  /** Add a command; a name can be registered once (ALREADY_EXISTS otherwise). */
+  register<Args>(command: QmpCommand<Args>): void {
+    if (this.commands.has(command.name)) {
+      throw new LivebackupError('ALREADY_EXISTS', `QMP command '${command.name}' is already registered`);
+    }
+    this.commands.set(command.name, command as QmpCommand);
+  }
+
+  /** The command of that name, or undefined. */
+  get(name: string): QmpCommand | undefined {
+    return this.commands.get(name);
+  }
+
+  /** All command names, in registration order. */
+  names(): string[] {
+    return [...this.commands.keys()];
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Serialises values the way QEMU writes QMP output: `{"a": 1, "b": [1, 2]}`
+ * (a space after ':' and ','), every non-ASCII character and control
+ * character escaped as upper-case `\uXXXX`, bigint written exactly.
+ * Members whose value is undefined are left out, as JSON.stringify does.
+ */
+
+function escapeString(text: string): string {
+  let out = '"';
+  let runStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x20 && code < 0x7f && code !== 0x22 && code !== 0x5c) continue;
+    out += text.slice(runStart, i);
+    runStart = i + 1;
+    switch (code) {
+      case 0x22: out += '\\"'; break;
+      case 0x5c: out += '\\\\'; break;
+      case 0x08: out += '\\b'; break;
+      case 0x0c: out += '\\f'; break;
+      case 0x0a: out += '\\n'; break;
+      case 0x0d: out += '\\r'; break;
+      case 0x09: out += '\\t'; break;
+      default: out += `\\u${code.toString(16).toUpperCase().padStart(4, '0')}`;
+    }
+  }
+  return `${out}${text.slice(runStart)}"`;
+}
+
+function writeValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return escapeString(value);
+    case 'number':
+      return Number.isFinite(value) ? String(value) : 'null';
+    case 'bigint':
+      return value.toString();
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return `[${value.map((item) => writeValue(item ?? null)).join(', ')}]`;
+      const parts: string[] = [];
+      for (const [key, member] of Object.entries(value)) {
+        if (member === undefined) continue;
+        parts.push(`${escapeString(key)}: ${writeValue(member)}`);
+      }
+      return `{${parts.join(', ')}}`;
+    }
+    default:
+      return 'null';
+  }
+}
+
+/** One QMP output message as text (without the CRLF that ends each message on the wire). */
+export function toQmpJson(value: unknown): string {
+  return writeValue(value);
+}

@@ -1,0 +1,137 @@
+/**
+ * The QMP control socket: listens on a unix socket (mode 0600) and/or TCP
+ * (127.0.0.1 by default), serves any number of clients at once, and
+ * broadcasts events to every client that completed negotiation.
+ *
+ *   const server = new QmpServer({ onQuit: () => daemon.shutdown() });
+ *   server.registerCommand({ name: 'query-block-jobs', handler: () => jobs.list() });
+ *   await server.listenUnix('/run/livebackup/qmp.sock');
+ *   server.emitEvent('JOB_STATUS_CHANGE', { status: 'running', id: 'j1' });
+ */
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { LivebackupError, ioError } from '../errors.js';
+import { registerBuiltinCommands } from './builtin-commands.js';
+import { CommandTable, type QmpCommand } from './command-table.js';
+import { DEFAULT_JSON_LIMITS, type JsonStreamLimits } from './json-message-stream.js';
+import { toQmpJson } from './json-writer.js';
+import { OFFERED_CAPABILITIES, QmpSession, type QmpSessionHost } from './session.js';
+import { versionInfo } from './version.js';
+
+export interface QmpServerOptions {
+  /**
+   * Called after the reply to `quit` is written. Without it, `quit` closes
+   * this server.
+   */
+  readonly onQuit?: () => void;
+  /** Input limits per message (defaults: 16 MiB, 1 Mi tokens, depth 1024). */
+  readonly limits?: Partial<JsonStreamLimits>;
+}
+
+/** Microsecond wall-clock timestamp as QMP events carry it. */
+export function eventTimestamp(): { seconds: number; microseconds: number } {
+  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { seconds: Math.floor(micros / 1e6), microseconds: micros % 1e6 };
+}
+
+export class QmpServer implements QmpSessionHost {
+  readonly commands = new CommandTable();
+  readonly limits: JsonStreamLimits;
+  private readonly listeners: Server[] = [];
+  private readonly unixPaths: string[] = [];
+  private readonly sessions = new Set<QmpSession>();
+  private nextSessionId = 1;
+
+  constructor(private readonly options: QmpServerOptions = {}) {
+    this.limits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
+    registerBuiltinCommands(this.commands, () => (options.onQuit ? options.onQuit() : void this.close()));
+  }
+
+  /** Add a command (see command-table.ts). */
+  registerCommand<Args>(command: QmpCommand<Args>): void {
+    this.commands.register(command);
+  }
+
+  /** The greeting sent to each new client. */
+  greeting(): unknown {
+    return { QMP: { version: versionInfo(), capabilities: OFFERED_CAPABILITIES } };
+  }
+
+  /** Number of connected clients. */
+  get clientCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Listen on a unix socket at `path`, readable and writable by the owner
+   * only. A stale socket file there is replaced; any other file is an
+   * error (ALREADY_EXISTS).
+   */
+  async listenUnix(path: string): Promise<void> {
+    const existing = await lstat(path).catch(() => undefined);
+    if (existing !== undefined) {
+      if (!existing.isSocket()) throw new LivebackupError('ALREADY_EXISTS', `Cannot listen on '${path}': it exists and is not a socket`);
+      await unlink(path);
+    }
+    const server = this.newListener();
+    await this.startListening(server, () => server.listen(path), `Cannot listen on '${path}'`);
+    this.unixPaths.push(path);
+    try {
+      await chmod(path, 0o600);
+    } catch (error) {
+      throw ioError(`Cannot restrict permissions of '${path}'`, error);
+    }
+  }
+
+  /** Listen on TCP (port 0 picks a free port). Resolves with the bound address. */
+  async listenTcp(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    const server = this.newListener();
+    await this.startListening(server, () => server.listen(port, host), `Cannot listen on ${host}:${port}`);
+    return server.address() as AddressInfo;
+  }
+
+  /** Broadcast an event to every negotiated client. `data` is left out when undefined. */
+  emitEvent(event: string, data?: Record<string, unknown>): void {
+    const line = toQmpJson({ timestamp: eventTimestamp(), event, data });
+    for (const session of this.sessions) session.sendEvent(line);
+  }
+
+  /** Stop listening, disconnect every client and remove the unix socket files. */
+  async close(): Promise<void> {
+    const listeners = this.listeners.splice(0);
+    for (const session of [...this.sessions]) session.close();
+    await Promise.all(listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(this.unixPaths.splice(0).map((path) => unlink(path).catch(() => undefined)));
+  }
+
+  /** @internal QmpSessionHost: a session ended. */
+  sessionClosed(session: QmpSession): void {
+    this.sessions.delete(session);
+  }
+
+  private newListener(): Server {
+    const server = createServer((socket: Socket) => {
+      const session = new QmpSession(socket, this, this.nextSessionId++);
+      this.sessions.add(session);
+      session.start();
+    });
+    this.listeners.push(server);
+    return server;
+  }
+
+  private async startListening(server: Server, listen: () => void, what: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) => {
+        this.listeners.splice(this.listeners.indexOf(server), 1);
+        reject(ioError(what, error));
+      });
+      server.once('listening', () => {
+        // Accept errors (EMFILE) must not crash the daemon; the client just fails to connect.
+        server.on('error', () => undefined);
+        resolve();
+      });
+      listen();
+    });
+  }
+}

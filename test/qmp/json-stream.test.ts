@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { JsonMessageStream, parseJsonText, type JsonMessage, type JsonStreamLimits } from '../../src/qmp/json-message-stream.js';
+import { toQmpJson } from '../../src/qmp/json-writer.js';
+import { SeededRandom } from '../helpers/random.js';
+
+/** Feed `input` in the given chunk sizes and collect what the stream reports. */
+function collect(input: string | Uint8Array, chunkSizes: number[] = [], limits?: JsonStreamLimits): JsonMessage[] {
+  const messages: JsonMessage[] = [];
+  const stream = new JsonMessageStream((message) => messages.push(message), limits);
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input);
+  let offset = 0;
+  for (const size of chunkSizes) {
+    stream.push(bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  stream.push(bytes.subarray(offset));
+  return messages;
+}
+
+const summary = (messages: JsonMessage[]): unknown[] =>
+  messages.map((message) => (message.kind === 'value' ? message.value : `error: ${message.message}`));
+
+test('messages need no newline between them; any whitespace or none separates them', () => {
+  assert.deepEqual(summary(collect('{"a":1}{"b":2} \t\r\n [3]"s" 4 true\n')), [{ a: 1 }, { b: 2 }, [3], 's', 4, true]);
+});
+
+test('a message split at every byte boundary gives the same result', () => {
+  const input = '{"execute":"x","arguments":{"s":"é\\u00e9\\ud83d\\ude00","n":-12.5e3,"l":[null,false,0]},"id":\'q\'}';
+  const whole = summary(collect(input));
+  assert.deepEqual(whole, [{ execute: 'x', arguments: { s: 'éé😀', n: -12500, l: [null, false, 0] }, id: 'q' }]);
+  const bytes = Buffer.from(input);
+  for (let cut = 1; cut < bytes.length; cut++) assert.deepEqual(summary(collect(bytes, [cut])), whole, `cut at ${cut}`);
+  const random = new SeededRandom(4242);
+  const chunks: number[] = [];
+  for (let left = bytes.length; left > 0; ) {
+    const size = Math.min(left, random.int(1, 5));
+    chunks.push(size);
+    left -= size;
+  }
+  assert.deepEqual(summary(collect(bytes, chunks)), whole, `seed ${random.seed}`);
+});
+
+test('syntax errors carry QEMU texts and the stream recovers at the next structural character or newline', () => {
+  const cases: Array<[string, unknown[]]> = [
+    ['not\n', ["error: JSON parse error, invalid keyword 'not'"]],
+    ['{"a":tru}', ["error: JSON parse error, invalid keyword 'tru'"]],
+    ['}', ['error: JSON parse error, expecting value']],
+    ['{"a":}', ['error: JSON parse error, expecting value']],
+    ['[1,]', ['error: JSON parse error, expecting value']],
+    ['{"a":1,}', ['error: JSON parse error, expecting value']],
+    ['{1:1}', ['error: JSON parse error, key is not a string in object']],
+    ['{"a" 1}', ['error: JSON parse error, missing : in object pair']],
+    ['{"a":1 "b":2}', ['error: JSON parse error, expected separator in dict']],
+    ['[1 2]', ['error: JSON parse error, expected separator in list']],
+    ['{"a":1,"a":2}', ['error: JSON parse error, duplicate key']],
+    ['"a\\x"', ['error: JSON parse error, invalid escape sequence in string']],
+    ['"\\ud800"', ['error: JSON parse error, \\ud800 is not a valid Unicode character']],
+    ['@\n[1]', ["error: JSON parse error, stray '@'", [1]]],
+    ['{"a":01}\n[2]', ["error: JSON parse error, stray '01'", 'error: JSON parse error, expecting value', [2]]],
+    ['{"a":1.}\n', ["error: JSON parse error, stray '1.}'"]],
+    ['{"a":"x\ty"}\n', ["error: JSON parse error, stray '\"x\t'", 'error: JSON parse error, expecting value']],
+    ['{"a":1}]', [{ a: 1 }, 'error: JSON parse error, expecting value']],
+  ];
+  for (const [input, expected] of cases) assert.deepEqual(summary(collect(input)), expected, input);
+});
+
+test('invalid UTF-8 inside a string is refused; bytes 0xFE/0xFF are stray', () => {
+  assert.deepEqual(summary(collect(Buffer.from([0x22, 0x61, 0xc3, 0x22]))), ['error: JSON parse error, invalid UTF-8 sequence in string']);
+  assert.deepEqual(summary(collect(Buffer.from([0x22, 0x61, 0xff, 0x22, 0x0a, 0x5b, 0x5d]))), ["error: JSON parse error, stray '\"a\uFFFD'", []]);
+});
+
+test('nesting beyond 1024 is refused, and what follows is parsed afresh', () => {
+  const ok = `${'['.repeat(1024)}${']'.repeat(1024)}`;
+  assert.equal(collect(ok).length, 1);
+  assert.equal(collect(ok)[0]!.kind, 'value');
+  assert.deepEqual(summary(collect(`${'['.repeat(1025)}\n{"a":1}`)), ['error: JSON nesting depth limit exceeded', { a: 1 }]);
+});
+
+test('a message larger than the limit is a fatal error, even inside one unterminated token', () => {
+  const limits = { maxMessageBytes: 1000, maxTokens: 100, maxDepth: 8 };
+  const big = collect(`{"a":"${'x'.repeat(2000)}`, [100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100], limits);
+  assert.deepEqual(big, [{ kind: 'error', message: 'JSON token size limit exceeded', fatal: true }]);
+  const tooMany = collect(`[${'1,'.repeat(200)}1]\n`, [], limits);
+  assert.equal(tooMany[0]!.kind, 'error');
+  assert.equal((tooMany[0] as { message: string }).message, 'JSON token count limit exceeded');
+});
+
+test('a stream that stopped ignores further input', () => {
+  const messages: JsonMessage[] = [];
+  const stream = new JsonMessageStream((message) => messages.push(message), { maxMessageBytes: 10, maxTokens: 100, maxDepth: 8 });
+  stream.push(Buffer.from('"0123456789abcdef"'));
+  stream.push(Buffer.from('{"a":1}'));
+  assert.equal(stream.isStopped, true);
+  assert.equal(messages.length, 1);
+});
+
+test('integers keep their exact value: safe ones as numbers, int64/uint64 ones as bigint', () => {
+  assert.deepEqual(parseJsonText('[9007199254740991, 12345678901234567890, -9223372036854775808, 1e400, -0, 1.5]'), [
+    9007199254740991, 12345678901234567890n, -9223372036854775808n, Infinity, 0, 1.5,
+  ]);
+  assert.equal(parseJsonText('123456789012345678901234'), 1.2345678901234568e23);
+});
+
+test('"__proto__" is an ordinary key', () => {
+  const value = parseJsonText('{"__proto__": {"polluted": 1}}') as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(value), Object.prototype);
+  assert.deepEqual(Object.keys(value), ['__proto__']);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('parseJsonText wants exactly one complete value', () => {
+  assert.throws(() => parseJsonText('{"driver":"null-co"'), { message: 'JSON parse error, premature EOI' });
+  assert.throws(() => parseJsonText('{"a":1} {}'), { message: 'Expecting at most one JSON value' });
+  assert.throws(() => parseJsonText('  '), { message: 'Expecting a JSON value' });
+  assert.throws(() => parseJsonText('"abc'), { message: 'JSON parse error, premature EOI' });
+});
+
+test('output is formatted like QEMU: spaces after separators, upper-case escapes, exact bigint', () => {
+  assert.equal(toQmpJson({ a: 1, b: [1, 2], c: {}, d: [], e: 'a/b\u007f\u0001\n"\\é😀', f: 12345678901234567890n, g: undefined, h: null }),
+    '{"a": 1, "b": [1, 2], "c": {}, "d": [], "e": "a/b\\u007F\\u0001\\n\\"\\\\\\u00E9\\uD83D\\uDE00", "f": 12345678901234567890, "h": null}');
+});
