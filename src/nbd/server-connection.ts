@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import { errnoOf, messageOf } from '../errors.js';
 import { collectExtents } from './block-status-extents.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { NbdExport } from './export-registry.js';
 import {
   NBD_CMD_BLOCK_STATUS,
@@ -58,6 +59,8 @@ export interface ConnectionLimits {
 export interface ConnectionHost {
   readonly exports: ExportLookup;
   readonly limits: ConnectionLimits;
+  /** Where READ reply buffers come from and go back to once sent. */
+  readonly buffers: BufferPool;
 }
 
 export class NbdServerConnection {
@@ -187,8 +190,19 @@ export class NbdServerConnection {
     const fua = (request.flags & NBD_CMD_FLAG_FUA) !== 0;
     try {
       switch (request.type) {
-        case NBD_CMD_READ:
-          return this.write(await this.readReply(session, entry, request), flushed);
+        case NBD_CMD_READ: {
+          const data = this.host.buffers.acquire(request.length);
+          try {
+            const reply = await this.readReply(session, entry, request, data);
+            return this.write(reply, () => {
+              this.host.buffers.release(data);
+              flushed();
+            });
+          } catch (error) {
+            this.host.buffers.release(data);
+            throw error;
+          }
+        }
         case NBD_CMD_WRITE:
           await node.write(request.offset, payload!, { fua });
           break;
@@ -217,10 +231,12 @@ export class NbdServerConnection {
     }
   }
 
-  /** Read the data and build the reply buffers: a simple reply, or data/hole chunks (one data chunk with DF). */
-  private async readReply(session: NegotiatedSession, entry: NbdExport, request: NbdRequest): Promise<Uint8Array[]> {
+  /**
+   * Read into `data` (request.length bytes) and build the reply buffers: a
+   * simple reply, or data/hole chunks (a single data chunk with DF).
+   */
+  private async readReply(session: NegotiatedSession, entry: NbdExport, request: NbdRequest, data: Buffer): Promise<Uint8Array[]> {
     const { offset, length, cookie } = request;
-    const data = Buffer.allocUnsafe(length);
     if (!session.structuredReplies) {
       await entry.node.read(offset, data);
       return [encodeSimpleReply(cookie, 0), data];

@@ -10,6 +10,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { LivebackupError } from '../errors.js';
+import { BufferPool } from './buffer-pool.js';
 import { NbdExportRegistry, type NbdExport, type NbdExportOptions } from './export-registry.js';
 import { NbdServerConnection, type ConnectionHost, type ConnectionLimits } from './server-connection.js';
 import { connectChannel, type ConnectTrace } from './trace.js';
@@ -57,7 +58,7 @@ export class NbdServer {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
     };
     this.maxConnections = positive(options.maxConnections, Number.POSITIVE_INFINITY, 'max-connections');
-    this.host = { exports: this.registry, limits };
+    this.host = { exports: this.registry, limits, buffers: new BufferPool(limits.maxInFlightBytes) };
   }
 
   /**
