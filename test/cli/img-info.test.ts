@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runOk, skipUnlessTools } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -59,7 +59,7 @@ test('img info on qcow2 images with and without a backing file matches qemu-img 
   const top = join(dir, 'top.qcow2');
   await runOk('qemu-img', ['create', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', top]);
   const lazy = join(dir, 'lazy.qcow2');
-  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'lazy_refcounts=on,compression_type=zstd', lazy, '5G']);
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'lazy_refcounts=on', lazy, '5G']);
 
   const baseInfo = await assertInfoMatchesQemu(base);
   assert.equal(baseInfo['cluster-size'], 4096);
@@ -96,4 +96,16 @@ test('img info errors: missing file exits 1, unknown format and bad --output exi
   assert.equal(badOutput.code, 2);
   assert.match(badOutput.stderr, /'xml' is invalid/);
   for (const result of [notFound, folder, unknownFormat, badOutput]) assert.doesNotMatch(result.stderr, /\n\s+at /);
+});
+
+test('img info on a damaged qcow2 file exits 1 with a one-line message, no stack trace', { skip: skipUnlessQcow2Driver() }, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'damaged.qcow2');
+  const header = Buffer.alloc(4096, 0xff);
+  header.writeUInt32BE(0x514649fb, 0); // the qcow2 magic, then garbage
+  await writeFile(file, header);
+  const result = await livebackup('img', 'info', file);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^livebackup: .+\n$/);
+  assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
 });
