@@ -23,3 +23,10 @@ export { LivebackupError, type ErrorCode } from './errors.js';
 export function openNode(options: BlockdevOptions, graph: BlockGraph = defaultGraph): Promise<BlockNode> {
   return graph.open(options);
 }
+
+export { startBackup, checkBackupRequest, type StartBackupOptions } from './backup/start-backup.js';
+export { BackupJob, type BackupJobOptions, type BackupSyncMode } from './backup/backup-job.js';
+export { Job, type JobOptions, type JobResult, type JobStatus, type JobVerb, type JobEvent, type BlockdevOnError } from './job/job.js';
+export { JobRegistry } from './job/job-registry.js';
+export { RateLimit } from './job/rate-limit.js';
+export { HBitmap } from './bitmap/hbitmap.js';
