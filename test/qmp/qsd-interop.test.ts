@@ -1,0 +1,132 @@
+/**
+ * The same QMP conversations played against a real qemu-storage-daemon
+ * and against our server must produce the same transcript.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { LivebackupError } from '../../src/errors.js';
+import { int, str, struct } from '../../src/qmp/schema.js';
+import { QmpServer } from '../../src/qmp/server.js';
+import { skipUnlessTools } from '../helpers/tools.js';
+import { runTranscript, startQsd, type TranscriptStep } from '../helpers/qsd.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { BlockdevOptions } from './blockdev-test-schema.js';
+
+const skip = skipUnlessTools('qemu-storage-daemon');
+
+/** Our server with stand-ins for the qsd commands the transcripts use (they only ever fail validation or lookup). */
+async function startOurServer(t: TestContext): Promise<string> {
+  const server = new QmpServer();
+  server.registerCommand({ name: 'query-block-jobs', handler: () => [] });
+  server.registerCommand({
+    name: 'blockdev-add',
+    args: BlockdevOptions,
+    handler: () => {
+      throw new LivebackupError('UNSUPPORTED', 'blockdev-add stand-in must not run in this test');
+    },
+  });
+  server.registerCommand({
+    name: 'block-job-set-speed',
+    args: struct('BlockJobSetSpeedArgs', { device: str, speed: int }),
+    errorClasses: { NOT_FOUND: 'DeviceNotActive' },
+    handler: ({ device }: { device: string }) => {
+      throw new LivebackupError('NOT_FOUND', `Block job '${device}' not found`);
+    },
+  });
+  server.registerCommand({
+    name: 'job-cancel',
+    args: struct('JobCancelArgs', { id: str }),
+    handler: () => {
+      throw new LivebackupError('NOT_FOUND', 'Job not found');
+    },
+  });
+  const path = join(await tempDir(t, 'livebackup-qmp-'), 'qmp.sock');
+  await server.listenUnix(path);
+  t.after(() => server.close());
+  return path;
+}
+
+const blockdevAdd = (args: unknown): TranscriptStep => ({ execute: 'blockdev-add', arguments: args });
+
+const CONVERSATION: TranscriptStep[] = [
+  { execute: 'query-version', id: 'early' },
+  { raw: 'not\n' },
+  { raw: '{"execute":"qmp_capabilities","arguments":{"enable":["bogus"]}}\n' },
+  { raw: '{"execute":"qmp_capabilities","id":5,"arguments":5}\n' },
+  { execute: 'qmp_capabilities' },
+  { execute: 'qmp_capabilities' },
+  { execute: 'no-such-command', id: 1 },
+  { execute: 'query-version', id: { a: [1, 'b'], n: null } },
+  { execute: 'query-block-jobs', arguments: { x: 1 } },
+  { execute: 'query-block-jobs', id: 'jobs' },
+  { raw: '{"execute":1}\n' },
+  { raw: '{"execute":"query-version","arguments":[]}\n' },
+  { raw: '{"execute":"query-version","arguments":null}\n' },
+  { raw: '{"execute":"query-version","foo":1}\n' },
+  { raw: '{"exec-oob":"query-version"}\n' },
+  { raw: '{}\n' },
+  { raw: '[1, 2]\n' },
+  { raw: '{"a":}\n' },
+  { raw: '{"a" 1}\n' },
+  { raw: '[1 2]\n' },
+  { raw: '{"a":1,"a":2}\n' },
+  { raw: "{'execute':'query-version','id':'single-quoted'}\n" },
+  { raw: '{"execute":"query-version","id":"a\\x"}\n' },
+  { raw: '{"execute":"query-version","id":"\\ud800"}\n' },
+  { raw: '{"execute":"query-version","id":"a\u0001b"}\n', replies: 2 },
+  { raw: '{"execute":"query-version","id":01}\n', replies: 2 },
+  { raw: '{"execute":"query-version","id":"\u00e9\\ud83d\\ude00"}\n' },
+  { raw: '{"execute":"query-version","id":1}\t{"execute":"query-version","id":2}{"execute":"query-version","id":3}', replies: 3 },
+  { raw: `${'['.repeat(1025)}\n` },
+  { raw: '{"execute":"query-version","id":"after-nesting"}\n' },
+  blockdevAdd({}),
+  blockdevAdd({ driver: 5 }),
+  blockdevAdd({ driver: 'nope' }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x' }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: { driver: 'file' } }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: { driver: 'file', filename: 1 } }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: 5 }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: 'n0', backing: 5 }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: 'n0', bogus: 5 }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: { driver: 'file', filename: '/nonexistent', bogus: 1 } }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: { driver: 'file', filename: '/nonexistent', aio: 'bad' } }),
+  blockdevAdd({ driver: 'qcow2', 'node-name': 'x', file: 'n0', cache: { direct: 'x' } }),
+  blockdevAdd({ driver: 'null-co', 'node-name': 'a', 'latency-ns': 'x' }),
+  blockdevAdd({ driver: 'blkdebug', 'node-name': 'e', image: 'n0', 'max-transfer': 4294967296 }),
+  blockdevAdd({ driver: 'blkdebug', 'node-name': 'e', image: { driver: 'null-co', size: 'x' } }),
+  blockdevAdd({ driver: 'blkdebug', 'node-name': 'e', image: 'n0', 'set-state': [5] }),
+  blockdevAdd({ driver: 'blkdebug', 'node-name': 'e', image: 'n0', 'set-state': [{ event: 'x' }] }),
+  { execute: 'block-job-set-speed', arguments: { device: 'j', speed: 'fast' } },
+  { execute: 'block-job-set-speed', arguments: { device: 'j' } },
+  { execute: 'block-job-set-speed', arguments: { device: 'nope', speed: 0 }, id: 'speed' },
+  { execute: 'job-cancel', arguments: { id: 'nope' } },
+];
+
+const OOB_CONVERSATION: TranscriptStep[] = [
+  { execute: 'qmp_capabilities', arguments: { enable: ['oob'] } },
+  { raw: '{"exec-oob":"query-version","id":1}\n' },
+  { raw: '{"exec-oob":"no-such-command"}\n' },
+  { raw: '{"execute":"query-version","exec-oob":"query-version"}\n' },
+  { raw: '{"execute":"query-version","control":{}}\n' },
+];
+
+test('the same conversation gives the same transcript from qemu-storage-daemon and from livebackup', { skip }, async (t) => {
+  const qsd = await startQsd(t, [], { monitors: 2 });
+  const ours = await startOurServer(t);
+
+  const theirs = await runTranscript(qsd.socketPaths[0]!, CONVERSATION);
+  const mine = await runTranscript(ours, CONVERSATION);
+  // The transcript holds what we expect to compare, not just two empty lists.
+  assert.equal(theirs.length, CONVERSATION.length + 1);
+  assert.deepEqual(theirs[0], { greeting: { QMP: { version: { qemu: { micro: '<micro>', minor: 2, major: 7 }, package: '<package>' }, capabilities: ['oob'] } } });
+  assert.deepEqual((theirs[1] as { receive: unknown[] }).receive, [
+    { id: 'early', error: { class: 'CommandNotFound', desc: "Expecting capabilities negotiation with 'qmp_capabilities'" } },
+  ]);
+  for (let i = 0; i < theirs.length; i++) assert.deepEqual(mine[i], theirs[i], `step ${i}: ${JSON.stringify(CONVERSATION[i - 1])}`);
+  assert.deepEqual(mine, theirs);
+
+  const theirsOob = await runTranscript(qsd.socketPaths[1]!, OOB_CONVERSATION);
+  const mineOob = await runTranscript(ours, OOB_CONVERSATION);
+  assert.deepEqual(mineOob, theirsOob);
+});
