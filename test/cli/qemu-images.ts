@@ -5,7 +5,6 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findDriver } from '../../src/block/driver-registry.js';
 import { runOk } from '../helpers/tools.js';
 import type { SeededRandom } from '../helpers/random.js';
 
@@ -24,12 +23,4 @@ export async function patternFile(dir: string, name: string, random: SeededRando
 /** `qemu-img info --output=json` of a file, parsed. */
 export async function qemuImgInfo(filename: string, extra: readonly string[] = []): Promise<Record<string, unknown>> {
   return JSON.parse(await runOk('qemu-img', ['info', '--output=json', '-U', ...extra, filename])) as Record<string, unknown>;
-}
-
-/**
- * For `{ skip: ... }` on tests that need our qcow2 driver: a skip message
- * while no qcow2 driver is registered, false once it is.
- */
-export function skipUnlessQcow2Driver(): string | false {
-  return findDriver('qcow2') ? false : 'the qcow2 driver is not registered yet';
 }
