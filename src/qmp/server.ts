@@ -111,7 +111,8 @@ export class QmpServer implements QmpSessionHost {
   }
 
   private newListener(): Server {
-    const server = createServer((socket: Socket) => {
+    // Half-open: a client may send its requests, shut down its side and still read the replies.
+    const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
       const session = new QmpSession(socket, this, this.nextSessionId++);
       this.sessions.add(session);
       session.start();

@@ -51,6 +51,8 @@ export class QmpSession {
   private readonly queue: JsonMessage[] = [];
   private processing = false;
   private closed = false;
+  /** The client half-closed: answer what it sent, then close our side. */
+  private inputEnded = false;
   private readonly stream: JsonMessageStream;
 
   constructor(
@@ -65,7 +67,11 @@ export class QmpSession {
   start(): void {
     this.socket.setNoDelay?.(true);
     this.socket.on('data', (chunk: Buffer) => this.stream.push(chunk));
-    this.socket.on('end', () => this.stream.end());
+    this.socket.on('end', () => {
+      this.stream.end();
+      this.inputEnded = true;
+      void this.processQueue();
+    });
     this.socket.on('error', () => this.close());
     this.socket.on('close', () => this.close());
     this.writeLine(toQmpJson(this.host.greeting()));
@@ -127,6 +133,7 @@ export class QmpSession {
     } finally {
       this.processing = false;
     }
+    if (this.inputEnded && this.queue.length === 0) this.socket.end();
   }
 
   private async handle(message: JsonMessage, afterReply: Array<() => void>): Promise<Reply> {

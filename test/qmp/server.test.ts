@@ -281,3 +281,19 @@ test('a stale socket file is replaced; any other file is refused', async (t) => 
   const third = new QmpServer();
   await assert.rejects(third.listenUnix(file), { code: 'ALREADY_EXISTS' });
 });
+
+test('a client that shuts down its sending side still gets the replies to what it sent', async (t) => {
+  const { path } = await startServer(t);
+  const socket = connect(path);
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  let received = '';
+  socket.setEncoding('utf8').on('data', (text: string) => (received += text));
+  socket.end('{"execute":"qmp_capabilities"}{"execute":"query-version","id":"last"}\n');
+  await once(socket, 'close');
+  const lines = received.split('\r\n');
+  assert.equal(lines.length, 4, received);
+  assert.equal(lines[3], '');
+  assert.deepEqual(JSON.parse(lines[1]!), { return: {} });
+  assert.equal(JSON.parse(lines[2]!).id, 'last');
+});
