@@ -1,6 +1,6 @@
 /**
- * `livebackup demo`: a short tour that runs in a few seconds. It creates an
- * image in a temporary folder, writes data through the block layer, shows
+ * `livebackup demo`: a short tour that runs in a few seconds. It creates a
+ * qcow2 image in a temporary folder, writes data through the block layer, shows
  * `img info` and `img map`, copies the guest content into a raw image,
  * checks the copy with `img compare`, and removes the folder.
  */
@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { BlockNode } from '../block/block-node.js';
-import { findDriver } from '../block/driver-registry.js';
 import { createImage } from '../block/image-file.js';
 import { formatSize, parseSize } from '../util/size.js';
 import type { CommandContext } from './command-context.js';
@@ -26,8 +25,7 @@ const CHUNK = 4 * MIB;
 
 const HELP_FOOTER = `
 Everything happens in a new temporary folder that is removed at the end
-(use --keep to leave it). Uses qcow2 when that format is available, raw
-otherwise.
+(use --keep to leave it).
 
 Exit codes: 0 the copy matched, 1 something failed.
 
@@ -58,7 +56,7 @@ export function registerDemoCommand(program: Command, context: CommandContext): 
 
 /** The demo's steps; resolves to whether the copy compared identical. */
 async function runDemo(context: CommandContext, folder: string, size: number): Promise<boolean> {
-  const format = findDriver('qcow2') ? 'qcow2' : 'raw';
+  const format = 'qcow2';
   const disk = join(folder, `disk.${format}`);
   const copy = join(folder, 'copy.raw');
   const say = (text: string) => context.out(`${text}\n`);

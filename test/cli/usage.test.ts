@@ -53,6 +53,7 @@ test('demo runs end to end and exits 0', async () => {
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, '');
   assert.match(result.stdout, /\$ livebackup img info /);
+  assert.match(result.stdout, /file format: qcow2\n/);
   assert.match(result.stdout, /virtual size: 256 MiB \(268435456 bytes\)/);
   assert.match(result.stdout, /\$ livebackup img map /);
   assert.match(result.stdout, /Images are identical\./);
