@@ -8,6 +8,7 @@ import { reportError } from './cli-errors.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { registerImgCommand } from './img.js';
 import { registerDemoCommand } from './demo.js';
+import { registerBackupCommand } from './backup-command.js';
 
 export { EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
 
@@ -40,6 +41,7 @@ export function buildProgram(context: CommandContext): Command {
     .exitOverride()
     .addHelpText('after', PROGRAM_HELP_FOOTER);
   registerImgCommand(program, context);
+  registerBackupCommand(program, context);
   registerDemoCommand(program, context);
   return program;
 }
