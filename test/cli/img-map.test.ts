@@ -133,6 +133,21 @@ test(
   },
 );
 
+test('img map of a compressed qcow2 image: json equals qemu-img map; the human map refuses, like qemu-img', needsQemu, async (t) => {
+  const dir = await tempDir(t);
+  const raw = join(dir, 'pattern.raw');
+  await runOk('qemu-img', ['create', '-f', 'raw', raw, '3M']);
+  await qemuIo(raw, 'raw', ['write -P 0x41 0 1M', 'write -P 0x42 2M 512k']);
+  const compressed = join(dir, 'compressed.qcow2');
+  await runOk('qemu-img', ['convert', '-c', '-O', 'qcow2', raw, compressed]);
+  const { ours, theirs } = await bothJsonMaps(compressed);
+  assert.deepEqual(parseMap(ours), parseMap(theirs));
+  assert.ok(parseMap(theirs).some((entry) => entry.data && entry.offset === undefined), 'compressed data has no host offset');
+  const human = await livebackup('img', 'map', compressed);
+  assert.equal(human.code, 1);
+  assert.match(human.stderr, /^livebackup: File contains external, encrypted or compressed clusters/);
+});
+
 test('img map of a missing file exits 1 with a message naming it', async (t) => {
   const dir = await tempDir(t);
   const missing = join(dir, 'nope.qcow2');
