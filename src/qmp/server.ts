@@ -17,6 +17,7 @@ import { CommandTable, type QmpCommand } from './command-table.js';
 import { DEFAULT_JSON_LIMITS, type JsonStreamLimits } from './json-message-stream.js';
 import { toQmpJson } from './json-writer.js';
 import { OFFERED_CAPABILITIES, QmpSession, type QmpSessionHost } from './session.js';
+import { eventChannel, type QmpLogger } from './trace.js';
 import { versionInfo } from './version.js';
 
 export interface QmpServerOptions {
@@ -27,6 +28,8 @@ export interface QmpServerOptions {
   readonly onQuit?: () => void;
   /** Input limits per message (defaults: 16 MiB, 1 Mi tokens, depth 1024). */
   readonly limits?: Partial<JsonStreamLimits>;
+  /** Where connection changes (debug) and unexpected command failures (warn) go; a pino logger fits. */
+  readonly logger?: QmpLogger;
 }
 
 /** Microsecond wall-clock timestamp as QMP events carry it. */
@@ -38,6 +41,7 @@ export function eventTimestamp(): { seconds: number; microseconds: number } {
 export class QmpServer implements QmpSessionHost {
   readonly commands = new CommandTable();
   readonly limits: JsonStreamLimits;
+  readonly logger: QmpLogger | undefined;
   private readonly listeners: Server[] = [];
   private readonly unixPaths: string[] = [];
   private readonly sessions = new Set<QmpSession>();
@@ -45,6 +49,7 @@ export class QmpServer implements QmpSessionHost {
 
   constructor(private readonly options: QmpServerOptions = {}) {
     this.limits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
+    this.logger = options.logger;
     registerBuiltinCommands(this.commands, () => (options.onQuit ? options.onQuit() : void this.close()));
   }
 
@@ -93,6 +98,7 @@ export class QmpServer implements QmpSessionHost {
 
   /** Broadcast an event to every negotiated client. `data` is left out when undefined. */
   emitEvent(event: string, data?: Record<string, unknown>): void {
+    if (eventChannel.hasSubscribers) eventChannel.publish({ event, data });
     const line = toQmpJson({ timestamp: eventTimestamp(), event, data });
     for (const session of this.sessions) session.sendEvent(line);
   }
@@ -115,6 +121,7 @@ export class QmpServer implements QmpSessionHost {
     const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
       const session = new QmpSession(socket, this, this.nextSessionId++);
       this.sessions.add(session);
+      this.logger?.debug({ sessionId: session.id }, 'QMP client connected');
       session.start();
     });
     this.listeners.push(server);

@@ -10,13 +10,14 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { messageOf } from '../errors.js';
+import { LivebackupError, messageOf } from '../errors.js';
 import type { CommandTable, QmpCommandContext } from './command-table.js';
 import { JsonMessageStream, type JsonMessage, type JsonStreamLimits } from './json-message-stream.js';
 import { toQmpJson } from './json-writer.js';
 import { toQmpErrorBody, type QmpErrorBody } from './qmp-error.js';
 import { parseRequest, QmpRequestError, type QmpRequest } from './request.js';
 import { noArguments } from './schema.js';
+import { handleCommandChannel, respondChannel, type QmpLogger } from './trace.js';
 import { validateValue } from './schema-validator.js';
 
 const MAX_QUEUED_REQUESTS = 8;
@@ -29,6 +30,7 @@ export const OFFERED_CAPABILITIES: readonly string[] = ['oob'];
 export interface QmpSessionHost {
   readonly commands: CommandTable;
   readonly limits: JsonStreamLimits;
+  readonly logger: QmpLogger | undefined;
   /** The greeting object sent on connect. */
   greeting(): unknown;
   /** Called once when the connection is gone. */
@@ -93,6 +95,7 @@ export class QmpSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.host.logger?.debug({ sessionId: this.id }, 'QMP client disconnected');
     this.queue.length = 0;
     this.socket.destroy();
     this.host.sessionClosed(this);
@@ -119,12 +122,14 @@ export class QmpSession {
         if (this.queue.length < MAX_QUEUED_REQUESTS && !this.stream.isStopped) this.socket.resume();
         const afterReply: Array<() => void> = [];
         const reply = await this.handle(message, afterReply);
+        if (respondChannel.hasSubscribers) respondChannel.publish({ sessionId: this.id, reply });
         if (!this.writeLine(toQmpJson(reply)) && !this.closed) {
           // 'error' makes once() reject; the 'close' that follows ends the session anyway.
           await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]).catch(() => undefined);
         }
         for (const callback of afterReply) callback();
         if (message.kind === 'error' && message.fatal) {
+          this.host.logger?.warn({ sessionId: this.id, reason: message.message }, 'QMP client disconnected: input limit exceeded');
           this.socket.end();
           this.socket.destroySoon?.();
           return;
@@ -170,6 +175,7 @@ export class QmpSession {
         this.negotiated = true;
       },
     };
+    if (handleCommandChannel.hasSubscribers) handleCommandChannel.publish({ sessionId: this.id, command: request.command, id: request.id });
     try {
       const args = validateValue(command.args ?? noArguments, request.arguments, 'qmp');
       const result = await command.handler(args, context);
@@ -177,6 +183,9 @@ export class QmpSession {
       if (request.hasId) reply.id = request.id;
       return reply;
     } catch (error) {
+      if (!(error instanceof LivebackupError)) {
+        this.host.logger?.warn({ sessionId: this.id, command: request.command, err: error }, 'QMP command failed unexpectedly');
+      }
       return errorReply(toQmpErrorBody(error, command.errorClasses), request.id, request.hasId);
     }
   }

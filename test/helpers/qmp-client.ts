@@ -169,10 +169,11 @@ export class QmpClient {
 
   private receive(text: string): void {
     this.buffered += text;
+    let start = 0;
     let newline: number;
-    while ((newline = this.buffered.indexOf('\n')) >= 0) {
-      const line = this.buffered.slice(0, newline).trim();
-      this.buffered = this.buffered.slice(newline + 1);
+    while ((newline = this.buffered.indexOf('\n', start)) >= 0) {
+      const line = this.buffered.slice(start, newline).trim();
+      start = newline + 1;
       if (line === '') continue;
       const message = JSON.parse(line) as QmpObject;
       if (this.greetingValue === undefined && 'QMP' in message) {
@@ -189,6 +190,7 @@ export class QmpClient {
         else this.replies.push(entry);
       }
     }
+    this.buffered = this.buffered.slice(start);
   }
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -296,4 +297,32 @@ test('a client that shuts down its sending side still gets the replies to what i
   assert.equal(lines[3], '');
   assert.deepEqual(JSON.parse(lines[1]!), { return: {} });
   assert.equal(JSON.parse(lines[2]!).id, 'last');
+});
+
+test('unexpected handler failures are logged, and commands, replies and events are traced', async (t) => {
+  const warnings: Array<{ details: object; message: string }> = [];
+  const logger = { debug: () => undefined, warn: (details: object, message: string) => warnings.push({ details, message }) };
+  const { server, path } = await startServer(t, { logger });
+  server.registerCommand({ name: 'x-bug', handler: () => { throw new TypeError('oops'); } });
+  server.registerCommand({ name: 'x-refuse', handler: () => { throw new LivebackupError('INVALID_STATE', 'not now'); } });
+  const traced: Array<[string, unknown]> = [];
+  const subscriptions = (['handle-command', 'respond', 'event'] as const).map((name) => {
+    const listener = (message: unknown): void => { traced.push([name, message]); };
+    subscribe(`livebackup:qmp:${name}`, listener);
+    return () => unsubscribe(`livebackup:qmp:${name}`, listener);
+  });
+  t.after(() => subscriptions.forEach((unsubscribeOne) => unsubscribeOne()));
+  const client = await connected(t, path);
+  await client.execute('x-refuse');
+  await client.execute('x-bug', undefined, { id: 7 });
+  server.emitEvent('STOP');
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0]!.message, 'QMP command failed unexpectedly');
+  assert.equal((warnings[0]!.details as { command: string }).command, 'x-bug');
+  const commands = traced.filter(([name]) => name === 'handle-command').map(([, message]) => (message as { command: string }).command);
+  assert.deepEqual(commands, ['qmp_capabilities', 'x-refuse', 'x-bug']);
+  const lastReply = traced.filter(([name]) => name === 'respond').at(-1)![1] as { sessionId: unknown; reply: unknown };
+  assert.equal(typeof lastReply.sessionId, 'number');
+  assert.deepEqual(lastReply.reply, { id: 7, error: { class: 'GenericError', desc: 'oops' } });
+  assert.deepEqual(traced.at(-1), ['event', { event: 'STOP', data: undefined }]);
 });
