@@ -13,7 +13,7 @@ import { parseJsonTokens, jsonParseError, type JsonValue } from './json-parser.j
 export interface JsonStreamLimits {
   /** Bytes of token text one message may hold (exceeding it is fatal: the stream stops). */
   readonly maxMessageBytes: number;
-  /** Tokens one message may hold. */
+  /** Tokens one message may hold (QEMU allows 2 Mi; no QMP command needs a fraction of that). */
   readonly maxTokens: number;
   /** Open braces plus brackets one message may nest. */
   readonly maxDepth: number;
@@ -21,7 +21,7 @@ export interface JsonStreamLimits {
 
 export const DEFAULT_JSON_LIMITS: JsonStreamLimits = {
   maxMessageBytes: 16 * 1024 * 1024,
-  maxTokens: 1024 * 1024,
+  maxTokens: 256 * 1024,
   maxDepth: 1024,
 };
 

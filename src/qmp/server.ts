@@ -8,7 +8,8 @@
  *   await server.listenUnix('/run/livebackup/qmp.sock');
  *   server.emitEvent('JOB_STATUS_CHANGE', { status: 'running', id: 'j1' });
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LivebackupError, ioError } from '../errors.js';
@@ -26,7 +27,7 @@ export interface QmpServerOptions {
    * this server.
    */
   readonly onQuit?: () => void;
-  /** Input limits per message (defaults: 16 MiB, 1 Mi tokens, depth 1024). */
+  /** Input limits per message (defaults: 16 MiB, 256 Ki tokens, depth 1024). */
   readonly limits?: Partial<JsonStreamLimits>;
   /** Where connection changes (debug) and unexpected command failures (warn) go; a pino logger fits. */
   readonly logger?: QmpLogger;
@@ -70,22 +71,37 @@ export class QmpServer implements QmpSessionHost {
 
   /**
    * Listen on a unix socket at `path`, readable and writable by the owner
-   * only. A stale socket file there is replaced; any other file is an
-   * error (ALREADY_EXISTS).
+   * only. The socket is bound inside a fresh private directory, restricted,
+   * then renamed into place, so it is never reachable with wider
+   * permissions. A stale socket file at `path` is replaced; any other file
+   * is an error (ALREADY_EXISTS).
    */
   async listenUnix(path: string): Promise<void> {
     const existing = await lstat(path).catch(() => undefined);
-    if (existing !== undefined) {
-      if (!existing.isSocket()) throw new LivebackupError('ALREADY_EXISTS', `Cannot listen on '${path}': it exists and is not a socket`);
-      await unlink(path);
+    if (existing !== undefined && !existing.isSocket()) {
+      throw new LivebackupError('ALREADY_EXISTS', `Cannot listen on '${path}': it exists and is not a socket`);
     }
-    const server = this.newListener();
-    await this.startListening(server, () => server.listen(path), `Cannot listen on '${path}'`);
-    this.unixPaths.push(path);
+    let privateDir: string;
     try {
-      await chmod(path, 0o600);
+      privateDir = await mkdtemp(join(dirname(path), '.qmp-'));
     } catch (error) {
-      throw ioError(`Cannot restrict permissions of '${path}'`, error);
+      throw ioError(`Cannot listen on '${path}'`, error);
+    }
+    try {
+      const boundPath = join(privateDir, 'socket');
+      const server = this.newListener();
+      await this.startListening(server, () => server.listen(boundPath), `Cannot listen on '${path}'`);
+      try {
+        await chmod(boundPath, 0o600);
+        await rename(boundPath, path);
+      } catch (error) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        this.listeners.splice(this.listeners.indexOf(server), 1);
+        throw ioError(`Cannot listen on '${path}'`, error);
+      }
+      this.unixPaths.push(path);
+    } finally {
+      await rm(privateDir, { recursive: true, force: true });
     }
   }
 
