@@ -4,10 +4,15 @@
  */
 import type { CommandTable, QmpCommand } from './command-table.js';
 import type { QmpSessionContext } from './session.js';
-import { enumType, list, struct } from './schema.js';
+import { enumType, int, list, str, struct } from './schema.js';
 import { versionInfo } from './version.js';
 
 const QMPCapability = enumType('QMPCapability', ['oob']);
+const VersionInfo = struct('VersionInfo', {
+  qemu: struct('VersionTriple', { major: int, minor: int, micro: int }),
+  package: str,
+});
+const CommandInfo = struct('CommandInfo', { name: str });
 
 /**
  * Register the built-in commands in `table`. `onQuit` runs after the reply
@@ -22,8 +27,8 @@ export function registerBuiltinCommands(table: CommandTable, onQuit: () => void)
     },
   };
   table.register(capabilities);
-  table.register({ name: 'query-version', handler: () => versionInfo() });
-  table.register({ name: 'query-commands', handler: () => table.names().map((name) => ({ name })) });
+  table.register({ name: 'query-version', returns: VersionInfo, handler: () => versionInfo() });
+  table.register({ name: 'query-commands', returns: list(CommandInfo), handler: () => table.names().map((name) => ({ name })) });
   table.register({
     name: 'quit',
     handler: (_args, context) => {

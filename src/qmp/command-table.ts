@@ -5,7 +5,7 @@
  */
 import { LivebackupError } from '../errors.js';
 import type { ErrorClassMap } from './qmp-error.js';
-import type { ObjectType } from './schema.js';
+import type { ObjectType, QapiType } from './schema.js';
 
 /** What a handler may know about and do with the session that called it. */
 export interface QmpCommandContext {
@@ -28,6 +28,11 @@ export interface QmpCommand<Args = any> {
    * replies (see qmp-error.ts).
    */
   readonly handler: (args: Args, context: QmpCommandContext) => unknown;
+  /**
+   * Type of the `return` value. Documents the reply; a server created with
+   * `checkReplies` (tests) refuses replies that do not match it.
+   */
+  readonly returns?: QapiType;
   /** Error classes for LivebackupError codes, where QEMU uses one other than GenericError. */
   readonly errorClasses?: ErrorClassMap;
 }

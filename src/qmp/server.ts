@@ -31,6 +31,8 @@ export interface QmpServerOptions {
   readonly limits?: Partial<JsonStreamLimits>;
   /** Where connection changes (debug) and unexpected command failures (warn) go; a pino logger fits. */
   readonly logger?: QmpLogger;
+  /** Refuse replies that do not match their command's `returns` type (meant for tests). */
+  readonly checkReplies?: boolean;
 }
 
 /** Microsecond wall-clock timestamp as QMP events carry it. */
@@ -43,6 +45,7 @@ export class QmpServer implements QmpSessionHost {
   readonly commands = new CommandTable();
   readonly limits: JsonStreamLimits;
   readonly logger: QmpLogger | undefined;
+  readonly checkReplies: boolean;
   private readonly listeners: Server[] = [];
   private readonly unixPaths: string[] = [];
   private readonly sessions = new Set<QmpSession>();
@@ -51,6 +54,7 @@ export class QmpServer implements QmpSessionHost {
   constructor(private readonly options: QmpServerOptions = {}) {
     this.limits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
     this.logger = options.logger;
+    this.checkReplies = options.checkReplies ?? false;
     registerBuiltinCommands(this.commands, () => (options.onQuit ? options.onQuit() : void this.close()));
   }
 

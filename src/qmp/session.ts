@@ -31,6 +31,8 @@ export interface QmpSessionHost {
   readonly commands: CommandTable;
   readonly limits: JsonStreamLimits;
   readonly logger: QmpLogger | undefined;
+  /** Check each reply against its command's `returns` type (for tests). */
+  readonly checkReplies: boolean;
   /** The greeting object sent on connect. */
   greeting(): unknown;
   /** Called once when the connection is gone. */
@@ -179,6 +181,13 @@ export class QmpSession {
     try {
       const args = validateValue(command.args ?? noArguments, request.arguments, 'qmp');
       const result = await command.handler(args, context);
+      if (this.host.checkReplies && command.returns !== undefined) {
+        try {
+          validateValue(command.returns, result ?? {}, 'qmp');
+        } catch (error) {
+          throw new LivebackupError('INVALID_STATE', `Reply to ${request.command} does not match its schema: ${messageOf(error)}`);
+        }
+      }
       const reply: Reply = { return: result ?? {} };
       if (request.hasId) reply.id = request.id;
       return reply;

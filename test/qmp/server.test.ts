@@ -326,3 +326,18 @@ test('unexpected handler failures are logged, and commands, replies and events a
   assert.deepEqual(lastReply.reply, { id: 7, error: { class: 'GenericError', desc: 'oops' } });
   assert.deepEqual(traced.at(-1), ['event', { event: 'STOP', data: undefined }]);
 });
+
+test('with checkReplies, a reply that does not match the command’s return type is refused', async (t) => {
+  const { server, path } = await startServer(t, { checkReplies: true });
+  const JobInfo = list(struct('JobInfo', { id: str, '*speed': int }));
+  let jobs: unknown = [{ id: 'j1' }, { id: 'j2', speed: 5 }];
+  server.registerCommand({ name: 'x-query-jobs', returns: JobInfo, handler: () => jobs });
+  const client = await connected(t, path);
+  assert.deepEqual(await client.execute('x-query-jobs'), { return: [{ id: 'j1' }, { id: 'j2', speed: 5 }] });
+  jobs = [{ id: 'j1', status: 'running' }];
+  assert.deepEqual(await client.execute('x-query-jobs'), {
+    error: { class: 'GenericError', desc: "Reply to x-query-jobs does not match its schema: Parameter '[0].status' is unexpected" },
+  });
+  assert.equal((await client.command('query-version')).qemu.major, 7, 'built-in commands satisfy their own return types');
+  assert.ok((await client.command<unknown[]>('query-commands')).length >= 5);
+});
