@@ -77,6 +77,8 @@ export interface Qcow2Settings {
   readonly refcountCacheTables: number;
   /** Name of the image for messages. */
   readonly filename: string;
+  /** Header bytes 72..96 (feature words) as read at open; high words are kept when rewriting them. */
+  readonly featureWords: Uint8Array;
 }
 
 export class Qcow2Driver implements BlockDriver {
@@ -627,10 +629,9 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   private async writeFeatureWords(): Promise<void> {
-    const words = new Uint8Array(24);
+    const words = this.settings.featureWords.slice();
     const view = new DataView(words.buffer);
     view.setUint32(4, this.incompatibleFeatures >>> 0);
-    view.setUint32(12, this.header.compatibleFeatures >>> 0);
     view.setUint32(20, this.autoclearFeatures >>> 0);
     await this.file.write(HeaderField.incompatibleFeatures, words, {});
   }

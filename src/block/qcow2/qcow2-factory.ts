@@ -11,7 +11,7 @@ import { openBackingFromImage } from './backing-chain.js';
 import { Qcow2Driver } from './qcow2-driver.js';
 import { parseHeader } from './qcow2-header.js';
 import { createQcow2, QCOW2_CREATE_OPTIONS } from './qcow2-create.js';
-import { COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, MAX_CLUSTER_BITS } from './qcow2-format.js';
+import { COMPAT_LAZY_REFCOUNTS, HeaderField, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, MAX_CLUSTER_BITS } from './qcow2-format.js';
 
 const DEFAULT_L2_CACHE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_REFCOUNT_CACHE_BYTES = 1024 * 1024;
@@ -142,6 +142,7 @@ async function openQcow2(args: DriverOpenArgs): Promise<BlockDriver> {
     l2CacheTables: tables.l2,
     refcountCacheTables: tables.refcount,
     filename,
+    featureWords: head.slice(HeaderField.incompatibleFeatures, HeaderField.refcountOrder),
   });
 }
 
