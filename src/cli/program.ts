@@ -22,6 +22,7 @@ Exit codes:
 Examples:
   livebackup img create -f qcow2 disk.qcow2 10G
   livebackup img info disk.qcow2
+  livebackup backup disk.qcow2 /backups/disk-monday.qcow2
   livebackup demo
 
 Run 'livebackup help <command>' or 'livebackup <command> --help' for details.
