@@ -3,7 +3,7 @@
  * query-commands and quit.
  */
 import type { CommandTable, QmpCommand } from './command-table.js';
-import type { QmpSessionContext } from './session.js';
+import type { QmpSessionContext } from './dispatcher.js';
 import { enumType, int, list, str, struct } from './schema.js';
 import { versionInfo } from './version.js';
 

@@ -10,15 +10,10 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { LivebackupError, messageOf } from '../errors.js';
-import type { CommandTable, QmpCommandContext } from './command-table.js';
+import { dispatchMessage, type ConnectionState, type DispatcherHost } from './dispatcher.js';
 import { JsonMessageStream, type JsonMessage, type JsonStreamLimits } from './json-message-stream.js';
 import { toQmpJson } from './json-writer.js';
-import { toQmpErrorBody, type QmpErrorBody } from './qmp-error.js';
-import { parseRequest, QmpRequestError, type QmpRequest } from './request.js';
-import { noArguments } from './schema.js';
-import { handleCommandChannel, respondChannel, type QmpLogger } from './trace.js';
-import { validateValue } from './schema-validator.js';
+import { respondChannel } from './trace.js';
 
 const MAX_QUEUED_REQUESTS = 8;
 const MAX_UNREAD_OUTPUT_BYTES = 64 * 1024 * 1024;
@@ -27,31 +22,17 @@ const MAX_UNREAD_OUTPUT_BYTES = 64 * 1024 * 1024;
 export const OFFERED_CAPABILITIES: readonly string[] = ['oob'];
 
 /** What a session needs from its server. */
-export interface QmpSessionHost {
-  readonly commands: CommandTable;
+export interface QmpSessionHost extends DispatcherHost {
   readonly limits: JsonStreamLimits;
-  readonly logger: QmpLogger | undefined;
-  /** Check each reply against its command's `returns` type (for tests). */
-  readonly checkReplies: boolean;
   /** The greeting object sent on connect. */
   greeting(): unknown;
   /** Called once when the connection is gone. */
   sessionClosed(session: QmpSession): void;
 }
 
-/** The context given to command handlers, plus the hook qmp_capabilities uses. */
-export interface QmpSessionContext extends QmpCommandContext {
-  /** Complete negotiation with these capabilities (used by qmp_capabilities only). */
-  negotiate(capabilities: readonly string[]): void;
-}
-
-type Reply = { return: unknown; id?: unknown } | { id?: unknown; error: QmpErrorBody };
-
-const errorReply = (error: QmpErrorBody, id: unknown, hasId: boolean): Reply => (hasId ? { id, error } : { error });
-
+/** One connected client; created and started by QmpServer. */
 export class QmpSession {
-  private negotiated = false;
-  private readonly capabilities = new Set<string>();
+  private readonly state: ConnectionState;
   private readonly queue: JsonMessage[] = [];
   private processing = false;
   private closed = false;
@@ -65,6 +46,7 @@ export class QmpSession {
     readonly id: number,
   ) {
     this.stream = new JsonMessageStream((message) => this.enqueue(message), host.limits);
+    this.state = { sessionId: id, negotiated: false, capabilities: new Set() };
   }
 
   /** Send the greeting and start reading requests. */
@@ -83,12 +65,12 @@ export class QmpSession {
 
   /** True once qmp_capabilities succeeded: commands run and events arrive. */
   get isNegotiated(): boolean {
-    return this.negotiated;
+    return this.state.negotiated;
   }
 
   /** Send a pre-serialised event line if negotiation is complete. */
   sendEvent(line: string): void {
-    if (!this.negotiated || this.closed) return;
+    if (!this.state.negotiated || this.closed) return;
     this.writeLine(line);
     if (this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) this.socket.destroy();
   }
@@ -123,7 +105,7 @@ export class QmpSession {
         const message = this.queue.shift()!;
         if (this.queue.length < MAX_QUEUED_REQUESTS && !this.stream.isStopped) this.socket.resume();
         const afterReply: Array<() => void> = [];
-        const reply = await this.handle(message, afterReply);
+        const reply = await dispatchMessage(message, this.state, this.host, (callback) => afterReply.push(callback));
         if (respondChannel.hasSubscribers) respondChannel.publish({ sessionId: this.id, reply });
         if (!this.writeLine(toQmpJson(reply)) && !this.closed) {
           // 'error' makes once() reject; the 'close' that follows ends the session anyway.
@@ -141,61 +123,5 @@ export class QmpSession {
       this.processing = false;
     }
     if (this.inputEnded && this.queue.length === 0) this.socket.end();
-  }
-
-  private async handle(message: JsonMessage, afterReply: Array<() => void>): Promise<Reply> {
-    if (message.kind === 'error') return { error: { class: 'GenericError', desc: message.message } };
-    let request: QmpRequest;
-    try {
-      request = parseRequest(message.value, this.capabilities.has('oob'));
-    } catch (error) {
-      const failure = error as QmpRequestError;
-      return errorReply({ class: 'GenericError', desc: messageOf(error) }, failure.id, failure.hasId === true);
-    }
-    const fail = (errorClass: QmpErrorBody['class'], desc: string): Reply =>
-      errorReply({ class: errorClass, desc }, request.id, request.hasId);
-
-    const command = this.host.commands.get(request.command);
-    if (request.outOfBand) {
-      if (command === undefined) return fail('CommandNotFound', `The command ${request.command} has not been found`);
-      return fail('GenericError', `The command ${request.command} does not support OOB`);
-    }
-    if (!this.negotiated && request.command !== 'qmp_capabilities') {
-      return fail('CommandNotFound', `Expecting capabilities negotiation with 'qmp_capabilities'`);
-    }
-    if (this.negotiated && request.command === 'qmp_capabilities') {
-      return fail('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
-    }
-    if (command === undefined) return fail('CommandNotFound', `The command ${request.command} has not been found`);
-
-    const context: QmpSessionContext = {
-      sessionId: this.id,
-      capabilities: this.capabilities,
-      afterReply: (callback) => afterReply.push(callback),
-      negotiate: (capabilities) => {
-        for (const capability of capabilities) this.capabilities.add(capability);
-        this.negotiated = true;
-      },
-    };
-    if (handleCommandChannel.hasSubscribers) handleCommandChannel.publish({ sessionId: this.id, command: request.command, id: request.id });
-    try {
-      const args = validateValue(command.args ?? noArguments, request.arguments, 'qmp');
-      const result = await command.handler(args, context);
-      if (this.host.checkReplies && command.returns !== undefined) {
-        try {
-          validateValue(command.returns, result ?? {}, 'qmp');
-        } catch (error) {
-          throw new LivebackupError('INVALID_STATE', `Reply to ${request.command} does not match its schema: ${messageOf(error)}`);
-        }
-      }
-      const reply: Reply = { return: result ?? {} };
-      if (request.hasId) reply.id = request.id;
-      return reply;
-    } catch (error) {
-      if (!(error instanceof LivebackupError)) {
-        this.host.logger?.warn({ sessionId: this.id, command: request.command, err: error }, 'QMP command failed unexpectedly');
-      }
-      return errorReply(toQmpErrorBody(error, command.errorClasses), request.id, request.hasId);
-    }
   }
 }
