@@ -134,7 +134,9 @@ export class Qcow2Driver implements BlockDriver {
     this.l1View = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
     this.l2Cache = new MetadataCache('L2 table', file, this.clusterSize, settings.l2CacheTables);
     this.refcounts = reftable
-      ? new Refcounts(file, header.clusterBits, header.refcountOrder, reftable, header.refcountTableOffset, settings.refcountCacheTables)
+      ? new Refcounts(file, header.clusterBits, header.refcountOrder, reftable, header.refcountTableOffset, settings.refcountCacheTables, (offset, bytes) =>
+          this.overlapsFixedMetadata(offset, bytes),
+        )
       : undefined;
     this.incompatibleFeatures = header.incompatibleFeatures;
     this.autoclearFeatures = header.autoclearFeatures;
@@ -212,7 +214,21 @@ export class Qcow2Driver implements BlockDriver {
     if (offset % this.clusterSize !== 0 || entryUnalignedBits(hi, lo) !== 0) {
       throw new LivebackupError('CORRUPT_IMAGE', `qcow2 L1 entry ${l1Index} of '${this.settings.filename}' has an unaligned L2 table offset ${offset}`);
     }
+    if (this.overlapsFixedMetadata(offset, this.clusterSize)) {
+      throw new LivebackupError('CORRUPT_IMAGE', `qcow2 L2 table at ${offset} (L1 entry ${l1Index}) overlaps the header, L1 table or refcount table`);
+    }
     return offset;
+  }
+
+  /** True when [offset, offset + bytes) overlaps the header cluster, the L1 table or the refcount table. */
+  private overlapsFixedMetadata(offset: number, bytes: number): boolean {
+    const end = offset + bytes;
+    if (offset < this.clusterSize) return true;
+    const l1End = this.header.l1TableOffset + this.l1.length;
+    if (this.l1.length > 0 && offset < l1End && this.header.l1TableOffset < end) return true;
+    const reftableOffset = this.refcounts ? this.refcounts.tableOffset : this.header.refcountTableOffset;
+    const reftableBytes = (this.refcounts ? this.refcounts.tableClusters : this.header.refcountTableClusters) * this.clusterSize;
+    return offset < reftableOffset + reftableBytes && reftableOffset < end;
   }
 
   private l1Copied(l1Index: number): boolean {
@@ -297,6 +313,9 @@ export class Qcow2Driver implements BlockDriver {
         'CORRUPT_IMAGE',
         `qcow2 L2 entry for guest offset ${guestOffset} points to host offset ${host}, outside the image file of ${this.file.length} bytes`,
       );
+    }
+    if (this.overlapsFixedMetadata(host, this.clusterSize)) {
+      throw new LivebackupError('CORRUPT_IMAGE', `qcow2 L2 entry for guest offset ${guestOffset} points to host offset ${host}, inside the image's own metadata`);
     }
     return host;
   }

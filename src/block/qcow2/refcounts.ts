@@ -55,6 +55,8 @@ export class Refcounts {
     table: Uint8Array,
     tableOffset: number,
     cacheTables: number,
+    /** True when [offset, offset + bytes) overlaps the header, L1 table or refcount table. */
+    private readonly overlapsFixedMetadata: (offset: number, bytes: number) => boolean,
   ) {
     this.clusterSize = 2 ** clusterBits;
     this.entriesPerBlock = (this.clusterSize * 8) >> refcountOrder;
@@ -200,6 +202,9 @@ export class Refcounts {
     const offset = entryOffset(hi, lo);
     if (entryUnalignedBits(hi, lo) !== 0 || (hi & 0xff000000) !== 0 || offset === 0) {
       throw new LivebackupError('CORRUPT_IMAGE', `qcow2 refcount table entry ${blockIndex} is invalid (offset not cluster aligned)`);
+    }
+    if (this.overlapsFixedMetadata(offset, this.clusterSize)) {
+      throw new LivebackupError('CORRUPT_IMAGE', `qcow2 refcount block ${blockIndex} at ${offset} overlaps the header, L1 table or refcount table`);
     }
     return offset;
   }

@@ -130,6 +130,16 @@ test('malformed headers and tables are clear errors', { skip: skipUnlessTools('q
     'CORRUPT_IMAGE',
     /unaligned host offset/,
   );
+  await expectError(
+    openAndRead(await mutated(dir, sample, 'l1-entry-self.qcow2', (_b, v) => v.setBigUint64(l1, (1n << 63n) | BigInt(l1)))),
+    'CORRUPT_IMAGE',
+    /L2 table at \d+ .*overlaps the header, L1 table or refcount table/,
+  );
+  await expectError(
+    openAndRead(await mutated(dir, sample, 'l2-entry-reftable.qcow2', (_b, v) => v.setBigUint64(l2 + 8, (1n << 63n) | BigInt(layout(original).reftable)))),
+    'CORRUPT_IMAGE',
+    /inside the image's own metadata/,
+  );
   // Guest cluster 32 (128 KiB) is compressed: point its data past the end of the file.
   await expectError(
     openAndRead(await mutated(dir, sample, 'compressed-outside.qcow2', (_b, v) => v.setBigUint64(l2 + 32 * 8, (1n << 62n) | (1n << 40n)))),
