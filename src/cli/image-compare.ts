@@ -6,8 +6,10 @@
  */
 import type { BlockNode } from '../block/block-node.js';
 
-/** Bytes read from each image per step. */
+/** Bytes read from each image per chunk. */
 const COMPARE_CHUNK = 4 * 1024 * 1024;
+/** Chunk pairs being read at the same time. */
+const CHUNKS_IN_FLIGHT = 4;
 
 /** The outcome of a comparison. */
 export interface CompareResult {
@@ -26,34 +28,102 @@ export interface CompareResult {
 export async function compareImages(a: BlockNode, b: BlockNode): Promise<CompareResult> {
   const common = Math.min(a.length, b.length);
   const sizeMismatch = a.length !== b.length;
-  const bufferA = new Uint8Array(Math.min(COMPARE_CHUNK, Math.max(a.length, b.length)));
-  const bufferB = new Uint8Array(Math.min(COMPARE_CHUNK, common));
-  // Up to here at least one image is known to hold non-zero data: no zero skipping to look for.
+  const mismatch = await firstMismatch(a, b, common);
+  if (mismatch !== undefined) return { identical: false, mismatchOffset: mismatch, sizeMismatch };
+  const longer = a.length > b.length ? a : b;
+  const scratch = new Uint8Array(Math.min(COMPARE_CHUNK, longer.length - common));
+  const nonZero = await firstNonZeroByte(longer, common, longer.length, scratch);
+  if (nonZero !== undefined) return { identical: false, mismatchOffset: nonZero, sizeMismatch };
+  return { identical: true, sizeMismatch };
+}
+
+/** A byte range to read from both images. */
+interface ChunkRange {
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** Two reusable read buffers, one per image. */
+interface BufferPair {
+  readonly a: Uint8Array;
+  readonly b: Uint8Array;
+}
+
+/** A chunk read from both images. */
+interface LoadedChunk {
+  readonly offset: number;
+  readonly a: Uint8Array;
+  readonly b: Uint8Array;
+  readonly buffers: BufferPair;
+}
+
+/**
+ * The first offset in [0, end) where `a` and `b` read differently, or
+ * undefined. Keeps CHUNKS_IN_FLIGHT chunk pairs reading while it compares
+ * the oldest, in order, so the first difference found is the first one.
+ */
+async function firstMismatch(a: BlockNode, b: BlockNode, end: number): Promise<number | undefined> {
+  const chunkBytes = Math.min(COMPARE_CHUNK, end);
+  const free: BufferPair[] = Array.from({ length: CHUNKS_IN_FLIGHT }, () => ({
+    a: new Uint8Array(chunkBytes),
+    b: new Uint8Array(chunkBytes),
+  }));
+  const inFlight: Promise<LoadedChunk>[] = [];
+  const ranges = rangesToCompare(a, b, end);
+  let exhausted = false;
+  try {
+    for (;;) {
+      while (!exhausted && free.length > 0) {
+        const next = await ranges.next();
+        if (next.done) {
+          exhausted = true;
+          break;
+        }
+        const loading = loadChunk(a, b, next.value, free.pop()!);
+        // Awaited in order below; until then a rejection must not count as unhandled.
+        loading.catch(() => undefined);
+        inFlight.push(loading);
+      }
+      const oldest = inFlight.shift();
+      if (!oldest) return undefined;
+      const chunk = await oldest;
+      const index = firstDifference(chunk.a, chunk.b);
+      if (index >= 0) return chunk.offset + index;
+      free.push(chunk.buffers);
+    }
+  } finally {
+    await Promise.allSettled(inFlight);
+  }
+}
+
+async function loadChunk(a: BlockNode, b: BlockNode, range: ChunkRange, buffers: BufferPair): Promise<LoadedChunk> {
+  const chunkA = buffers.a.subarray(0, range.bytes);
+  const chunkB = buffers.b.subarray(0, range.bytes);
+  await Promise.all([a.read(range.offset, chunkA), b.read(range.offset, chunkB)]);
+  return { offset: range.offset, a: chunkA, b: chunkB, buffers };
+}
+
+/**
+ * The chunks of [0, end) to compare, in order: everything except runs that
+ * block status says read as zeroes in both images. Asks for status again
+ * only past the end of the last known non-zero run.
+ */
+async function* rangesToCompare(a: BlockNode, b: BlockNode, end: number): AsyncGenerator<ChunkRange> {
+  // Up to here at least one image is known to hold non-zero data: no zero run to skip.
   let dataUntil = 0;
-  for (let position = 0; position < common; ) {
+  for (let position = 0; position < end; ) {
     if (position >= dataUntil) {
-      const [statusA, statusB] = await Promise.all([
-        a.blockStatus(position, common - position),
-        b.blockStatus(position, common - position),
-      ]);
+      const [statusA, statusB] = await Promise.all([a.blockStatus(position, end - position), b.blockStatus(position, end - position)]);
       if (statusA.zero && statusB.zero) {
         position += Math.min(statusA.bytes, statusB.bytes);
         continue;
       }
       dataUntil = position + Math.max(statusA.zero ? 0 : statusA.bytes, statusB.zero ? 0 : statusB.bytes);
     }
-    const bytes = Math.min(COMPARE_CHUNK, common - position);
-    const chunkA = bufferA.subarray(0, bytes);
-    const chunkB = bufferB.subarray(0, bytes);
-    await Promise.all([a.read(position, chunkA), b.read(position, chunkB)]);
-    const differs = firstDifference(chunkA, chunkB);
-    if (differs >= 0) return { identical: false, mismatchOffset: position + differs, sizeMismatch };
+    const bytes = Math.min(COMPARE_CHUNK, end - position);
+    yield { offset: position, bytes };
     position += bytes;
   }
-  const longer = a.length > b.length ? a : b;
-  const nonZero = await firstNonZeroByte(longer, common, longer.length, bufferA);
-  if (nonZero !== undefined) return { identical: false, mismatchOffset: nonZero, sizeMismatch };
-  return { identical: true, sizeMismatch };
 }
 
 /**
