@@ -93,7 +93,8 @@ export class JsonMessageStream {
       case TokenType.LeftSquare: this.brackets++; break;
       case TokenType.RightSquare: this.brackets--; break;
       case TokenType.Error:
-        this.emitError(`JSON parse error, stray '${token.text!.toString('utf8')}'`, false);
+        // QEMU prints the text as a C string: it ends at a NUL byte.
+        this.emitError(`JSON parse error, stray '${token.text!.toString('utf8').split('\0')[0]}'`, false);
         return;
       default:
         break;

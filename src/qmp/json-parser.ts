@@ -21,18 +21,66 @@ export function jsonParseError(detail: string): LivebackupError {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Unicode noncharacters QEMU refuses, as UTF-16: U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF in every plane. */
+const NONCHARACTER = /[\uFDD0-\uFDEF\uFFFE\uFFFF]|[\uD83F\uD87F\uD8BF\uD8FF\uD93F\uD97F\uD9BF\uD9FF\uDA3F\uDA7F\uDABF\uDAFF\uDB3F\uDB7F\uDBBF\uDBFF][\uDFFE\uDFFF]/;
+
+/** A code point QEMU accepts in a string: in range, not a surrogate, not a noncharacter. */
+function isValidCodePoint(codePoint: number): boolean {
+  if (codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) return false;
+  if (codePoint >= 0xfdd0 && codePoint <= 0xfdef) return false;
+  return (codePoint & 0xfffe) !== 0xfffe;
+}
+
+/**
+ * Strict UTF-8, one code point at a time; like QEMU it also takes the
+ * two-byte form C0 80 for U+0000. Used when the fast path refuses a run.
+ */
+function decodeUtf8Slowly(bytes: Buffer): string {
+  let result = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i]!;
+    let length: number;
+    let codePoint: number;
+    if (lead < 0x80) [length, codePoint] = [1, lead];
+    else if (lead >= 0xc0 && lead <= 0xdf) [length, codePoint] = [2, lead & 0x1f];
+    else if (lead >= 0xe0 && lead <= 0xef) [length, codePoint] = [3, lead & 0x0f];
+    else if (lead >= 0xf0 && lead <= 0xf4) [length, codePoint] = [4, lead & 0x07];
+    else throw jsonParseError('invalid UTF-8 sequence in string');
+    if (i + length > bytes.length) throw jsonParseError('invalid UTF-8 sequence in string');
+    for (let k = 1; k < length; k++) {
+      const continuation = bytes[i + k]!;
+      if ((continuation & 0xc0) !== 0x80) throw jsonParseError('invalid UTF-8 sequence in string');
+      codePoint = (codePoint << 6) | (continuation & 0x3f);
+    }
+    const shortest = length === 1 || codePoint >= [0, 0, 0x80, 0x800, 0x10000][length]!;
+    const modifiedNul = length === 2 && codePoint === 0;
+    if ((!shortest && !modifiedNul) || !isValidCodePoint(codePoint)) throw jsonParseError('invalid UTF-8 sequence in string');
+    result += String.fromCodePoint(codePoint);
+    i += length;
+  }
+  return result;
+}
+
+/** Decode raw string bytes (no escapes) with QEMU's rules. */
+function decodeUtf8(bytes: Buffer): string {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return decodeUtf8Slowly(bytes);
+  }
+  if (NONCHARACTER.test(text)) throw jsonParseError('invalid UTF-8 sequence in string');
+  return text;
+}
+
 /** Decode the body of a string token (quotes included in `text`). */
 function decodeString(text: Buffer): string {
   let result = '';
   let runStart = 1;
   const end = text.length - 1;
   const flushRun = (until: number): void => {
-    if (until <= runStart) return;
-    try {
-      result += utf8.decode(text.subarray(runStart, until));
-    } catch {
-      throw jsonParseError('invalid UTF-8 sequence in string');
-    }
+    if (until > runStart) result += decodeUtf8(text.subarray(runStart, until));
   };
   let i = 1;
   while (i < end) {
@@ -54,19 +102,8 @@ function decodeString(text: Buffer): string {
       case 0x72: result += '\r'; break;
       case 0x74: result += '\t'; break;
       case 0x75: {
-        const unit = readHex4(text, i, end);
-        i += 4;
-        if (unit >= 0xd800 && unit <= 0xdbff) {
-          // A high surrogate must be followed by an escaped low surrogate.
-          const low = text[i] === 0x5c && text[i + 1] === 0x75 ? readHex4(text, i + 2, end) : -1;
-          if (low < 0xdc00 || low > 0xdfff) throw invalidUnicode(text, i - 4);
-          result += String.fromCharCode(unit, low);
-          i += 6;
-        } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-          throw invalidUnicode(text, i - 4);
-        } else {
-          result += String.fromCharCode(unit);
-        }
+        result += unicodeEscape(text, i, end);
+        i += isSurrogatePairEscape(text, i, end) ? 10 : 4;
         break;
       }
       default:
@@ -78,15 +115,33 @@ function decodeString(text: Buffer): string {
   return result;
 }
 
-function readHex4(text: Buffer, at: number, end: number): number {
-  if (at + 4 > end) throw jsonParseError('invalid hex escape sequence in string');
+/** The 16-bit value of the 4 hex digits at `at`, or -1. */
+function hex4(text: Buffer, at: number, end: number): number {
+  if (at + 4 > end) return -1;
   const digits = text.toString('latin1', at, at + 4);
-  if (!/^[0-9a-fA-F]{4}$/.test(digits)) throw jsonParseError('invalid hex escape sequence in string');
-  return parseInt(digits, 16);
+  return /^[0-9a-fA-F]{4}$/.test(digits) ? parseInt(digits, 16) : -1;
 }
 
-function invalidUnicode(text: Buffer, hexAt: number): LivebackupError {
-  return jsonParseError(`\\u${text.toString('latin1', hexAt, hexAt + 4)} is not a valid Unicode character`);
+/** Are the hex digits at `at` a high surrogate, followed by an escaped low surrogate? */
+function isSurrogatePairEscape(text: Buffer, at: number, end: number): boolean {
+  const high = hex4(text, at, end);
+  if (high < 0xd800 || high > 0xdbff || text[at + 4] !== 0x5c || text[at + 5] !== 0x75) return false;
+  const low = hex4(text, at + 6, end);
+  return low >= 0xdc00 && low <= 0xdfff;
+}
+
+/** The character of the unicode escape whose hex digits start at `at` (a surrogate pair spans 10 bytes). */
+function unicodeEscape(text: Buffer, at: number, end: number): string {
+  const invalid = (length: number): LivebackupError =>
+    jsonParseError(`\\u${text.toString('utf8', at, Math.min(at + length, text.length))} is not a valid Unicode character`);
+  const unit = hex4(text, at, end);
+  if (isSurrogatePairEscape(text, at, end)) {
+    const codePoint = 0x10000 + ((unit - 0xd800) << 10) + (hex4(text, at + 6, end) - 0xdc00);
+    if (!isValidCodePoint(codePoint)) throw invalid(10);
+    return String.fromCodePoint(codePoint);
+  }
+  if (unit < 0 || !isValidCodePoint(unit)) throw invalid(4);
+  return String.fromCharCode(unit);
 }
 
 function integerValue(text: string): number | bigint {

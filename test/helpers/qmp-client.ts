@@ -163,8 +163,17 @@ export class QmpClient {
     const ready = this.replies.shift();
     if (ready) return Promise.resolve(ready);
     if (this.closedFlag) return Promise.reject(new Error('QMP connection closed'));
-    const waiter = new Promise<{ value: QmpReply; line: string }>((resolve, reject) => this.replyWaiters.push({ resolve, reject }));
-    return withTimeout(waiter, timeoutMs, 'QMP reply');
+    let entry: Waiter<{ value: QmpReply; line: string }> | undefined;
+    const waiter = new Promise<{ value: QmpReply; line: string }>((resolve, reject) => {
+      entry = { resolve, reject };
+      this.replyWaiters.push(entry);
+    });
+    return withTimeout(waiter, timeoutMs, 'QMP reply').catch((error: unknown) => {
+      // A waiter that gave up must not swallow a later reply.
+      const index = this.replyWaiters.indexOf(entry!);
+      if (index >= 0) this.replyWaiters.splice(index, 1);
+      throw error;
+    });
   }
 
   private receive(text: string): void {

@@ -65,6 +65,28 @@ test('syntax errors carry QEMU texts and the stream recovers at the next structu
   for (const [input, expected] of cases) assert.deepEqual(summary(collect(input)), expected, input);
 });
 
+test('strings follow QEMU’s Unicode rules: noncharacters refused, C0 80 is U+0000', () => {
+  const decode = (bytes: number[]): unknown => summary(collect(Buffer.from([0x22, ...bytes, 0x22])))[0];
+  const invalidUtf8 = 'error: JSON parse error, invalid UTF-8 sequence in string';
+  assert.equal(decode([0xc0, 0x80]), '\0');
+  assert.equal(decode([0xf0, 0x9f, 0x98, 0x80]), '😀');
+  for (const bad of [[0xef, 0xb7, 0x90], [0xef, 0xbf, 0xbe], [0xf0, 0x9f, 0xbf, 0xbf], [0xe0, 0x80, 0x80], [0xc1, 0xbf], [0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
+    assert.equal(decode(bad), invalidUtf8, bad.map((b) => b.toString(16)).join(' '));
+  }
+  assert.deepEqual(summary(collect('"\\uffff" "\\ufdd0" "\\u12" "\\u00zz" "\\ud83f\\udffe" "\\ud83d\\u0041" "\\udc00" "\\ud83d\\udfff" "\\u0000"')), [
+    'error: JSON parse error, \\uffff is not a valid Unicode character',
+    'error: JSON parse error, \\ufdd0 is not a valid Unicode character',
+    'error: JSON parse error, \\u12" is not a valid Unicode character',
+    'error: JSON parse error, \\u00zz is not a valid Unicode character',
+    'error: JSON parse error, \\ud83f\\udffe is not a valid Unicode character',
+    'error: JSON parse error, \\ud83d is not a valid Unicode character',
+    'error: JSON parse error, \\udc00 is not a valid Unicode character',
+    '\u{1F7FF}',
+    '\0',
+  ]);
+  assert.deepEqual(summary(collect(Buffer.from([0x00, 0x0a, 0x5b, 0x5d]))), ["error: JSON parse error, stray ''", []]);
+});
+
 test('invalid UTF-8 inside a string is refused; bytes 0xFE/0xFF are stray', () => {
   assert.deepEqual(summary(collect(Buffer.from([0x22, 0x61, 0xc3, 0x22]))), ['error: JSON parse error, invalid UTF-8 sequence in string']);
   assert.deepEqual(summary(collect(Buffer.from([0x22, 0x61, 0xff, 0x22, 0x0a, 0x5b, 0x5d]))), ["error: JSON parse error, stray '\"a\uFFFD'", []]);
