@@ -1,0 +1,67 @@
+/**
+ * A measured qemu-storage-daemon with one QMP monitor on a unix socket,
+ * driven by the test suite's QMP client. It ends with QMP `quit` (qsd
+ * flushes its nodes before exiting), so a backup it ran is durable once
+ * the process has exited.
+ */
+import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QmpClient } from '../../test/helpers/qmp-client.js';
+import type { Measurement } from './pairs.js';
+import { spawnMeasured, type MeasuredProcess } from './processes.js';
+
+export interface QsdDaemon {
+  readonly qmp: QmpClient;
+  readonly process: MeasuredProcess;
+  /** Send `quit` and resolve with the measurement of the whole process lifetime. */
+  quit(): Promise<Measurement>;
+}
+
+let instance = 0;
+
+/** Start qsd with `args` (--blockdev, --nbd-server, --export ...) and connect to its monitor. */
+export async function startQsd(scratchDir: string, args: readonly string[]): Promise<QsdDaemon> {
+  const socket = join(scratchDir, `qsd-${process.pid}-${instance++}.qmp`);
+  const measured = spawnMeasured(
+    ['qemu-storage-daemon', '--chardev', `socket,id=qmp0,path=${socket},server=on,wait=off`, '--monitor', 'chardev=qmp0', ...args],
+    { scratchDir },
+  );
+  let exited = false;
+  measured.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  while (!(await stat(socket).then((info) => info.isSocket(), () => false))) {
+    if (exited) await measured.exited;
+    await sleep(2);
+  }
+  const qmp = await QmpClient.connect(socket);
+  return {
+    qmp,
+    process: measured,
+    async quit() {
+      await qmp.execute('quit');
+      await qmp.closed;
+      return measured.exited;
+    },
+  };
+}
+
+/** `--blockdev` arguments for an image file as a format node named `nodeName`. */
+export function qsdImageArgs(nodeName: string, filename: string, format: string, options: { readOnly?: boolean } = {}): string[] {
+  const readOnly = options.readOnly ? ',read-only=on' : '';
+  return [
+    '--blockdev',
+    `driver=file,node-name=${nodeName}-file,filename=${filename}${readOnly}`,
+    '--blockdev',
+    `driver=${format},node-name=${nodeName},file=${nodeName}-file${readOnly}`,
+  ];
+}
+
+/** Run blockdev-backup sync=full from `device` to `target` and wait for BLOCK_JOB_COMPLETED; throws on a job error. */
+export async function qsdBackup(qmp: QmpClient, device: string, target: string): Promise<void> {
+  await qmp.command('blockdev-backup', { 'job-id': 'bench', device, target, sync: 'full' });
+  const completed = await qmp.waitForEvent('BLOCK_JOB_COMPLETED', (event) => event.data?.device === 'bench', 600_000);
+  if (completed.data?.error) throw new Error(`qemu-storage-daemon backup failed: ${completed.data.error}`);
+}

@@ -1,0 +1,6 @@
+/** Every scenario, in the order `npm run bench` runs them. */
+import type { Scenario } from '../lib/scenario.js';
+import { fullQcow2 } from './full-qcow2.js';
+import { fullRaw } from './full-raw.js';
+
+export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw];
