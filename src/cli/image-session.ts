@@ -7,7 +7,7 @@ import { BlockGraph } from '../block/block-graph.js';
 import type { BlockNode } from '../block/block-node.js';
 import { driverNames, findDriver } from '../block/driver-registry.js';
 import { openImage, probeFormat } from '../block/image-file.js';
-import { LivebackupError } from '../errors.js';
+import { LivebackupError, ioError } from '../errors.js';
 
 /** One image a command opens. */
 export interface ImageSpec {
@@ -40,8 +40,20 @@ export async function withImages<T>(specs: readonly ImageSpec[], use: (nodes: Bl
   }
 }
 
+/**
+ * The format of an image file from its content ('qcow2' or 'raw'). Every
+ * failure is a LivebackupError naming the file (NOT_FOUND, IO_ERROR).
+ */
+export async function probeImageFormat(filename: string): Promise<string> {
+  try {
+    return await probeFormat(filename);
+  } catch (error) {
+    throw ioError(`Could not open '${filename}'`, error);
+  }
+}
+
 async function openImageSpec(graph: BlockGraph, spec: ImageSpec): Promise<BlockNode> {
-  const format = spec.format ?? (await probeFormat(spec.filename));
+  const format = spec.format ?? (await probeImageFormat(spec.filename));
   const factory = findDriver(format);
   if (!factory) {
     throw new LivebackupError('INVALID_ARGUMENT', `Unknown image format '${format}' (known drivers: ${driverNames().join(', ')})`);

@@ -2,13 +2,13 @@
 import type { Command } from 'commander';
 import { alignUp } from '../block/block-node.js';
 import { findDriver } from '../block/driver-registry.js';
-import { createImage, probeFormat } from '../block/image-file.js';
+import { createImage } from '../block/image-file.js';
 import { LivebackupError } from '../errors.js';
 import { parseSize } from '../util/size.js';
 import type { CommandContext } from './command-context.js';
 import { parseFormatOptions } from './format-options.js';
 import { resolveBackingPath } from './image-info.js';
-import { withImages } from './image-session.js';
+import { probeImageFormat, withImages } from './image-session.js';
 
 const SECTOR_SIZE = 512;
 
@@ -69,7 +69,7 @@ async function createImageCommand(context: CommandContext, file: string, sizeTex
     }
     const backingPath = resolveBackingPath(file, String(backing));
     if (backingFormat === undefined) {
-      const detected = await probeFormat(backingPath);
+      const detected = await probeImageFormat(backingPath);
       throw new LivebackupError(
         'INVALID_ARGUMENT',
         `Backing file '${backing}' specified without backing format (detected format: ${detected}; add -F ${detected})`,
@@ -82,9 +82,9 @@ async function createImageCommand(context: CommandContext, file: string, sizeTex
   if (size === undefined) {
     throw new LivebackupError('INVALID_ARGUMENT', `${file}: Image creation needs a size parameter`);
   }
-  context.out(`Formatting '${file}', fmt=${flags.format}${describeOptions(formatOptions, size)}\n`);
   // Like qemu-img, the virtual size is rounded up to whole 512-byte sectors.
   await createImage(file, flags.format, alignUp(size, SECTOR_SIZE), formatOptions);
+  context.out(`Formatting '${file}', fmt=${flags.format}${describeOptions(formatOptions, size)}\n`);
 }
 
 /** " key=value ..." as qemu-img prints them: format options, then size, then the backing file. */

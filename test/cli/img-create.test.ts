@@ -98,6 +98,7 @@ test('img create usage errors exit 2 with a one-line message naming the problem'
   for (const { args, message } of cases) {
     const result = await livebackup(...args);
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.equal(result.stdout, '', `nothing is formatted by ${args.join(' ')}`);
     assert.match(result.stderr, message, args.join(' '));
     assert.equal(result.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${result.stderr}`);
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');

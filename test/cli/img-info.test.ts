@@ -87,6 +87,10 @@ test('img info errors: missing file exits 1, unknown format and bad --output exi
   assert.equal(folder.code, 2);
   assert.match(folder.stderr, new RegExp(`'${dir}' is not a regular file`));
 
+  const probedFolder = await livebackup('img', 'info', dir);
+  assert.equal(probedFolder.code, 1);
+  assert.match(probedFolder.stderr, new RegExp(`^livebackup: Could not open '${dir}': .*\\n$`));
+
   const unknownFormat = await livebackup('img', 'info', '-f', 'vhdx', missing);
   assert.equal(unknownFormat.code, 2);
   assert.match(unknownFormat.stderr, /Unknown image format 'vhdx'/);
@@ -94,7 +98,7 @@ test('img info errors: missing file exits 1, unknown format and bad --output exi
   const badOutput = await livebackup('img', 'info', '--output=xml', missing);
   assert.equal(badOutput.code, 2);
   assert.match(badOutput.stderr, /'xml' is invalid/);
-  for (const result of [notFound, folder, unknownFormat, badOutput]) assert.doesNotMatch(result.stderr, /\n\s+at /);
+  for (const result of [notFound, folder, probedFolder, unknownFormat, badOutput]) assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
 });
 
 test('img info on a damaged qcow2 file exits 1 with a one-line message, no stack trace', async (t) => {
