@@ -37,6 +37,7 @@ export interface QmpCommand<Args = any> {
   readonly errorClasses?: ErrorClassMap;
 }
 
+/** Commands by name. Filled at startup, read by every session. */
 export class CommandTable {
   private readonly commands = new Map<string, QmpCommand>();
 

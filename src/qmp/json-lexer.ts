@@ -73,6 +73,7 @@ const isStringByte = (byte: number): boolean => byte >= 0x20 && byte <= 0xfd;
 const endsRecovery = (byte: number): boolean =>
   byte === 0x7b || byte === 0x7d || byte === 0x5b || byte === 0x5d || (byte < 0x20 && byte !== 0x09) || byte >= 0xfe;
 
+/** Push lexer: feed chunks with push(), complete tokens go to the sink. One per input stream. */
 export class JsonLexer {
   private state = State.Start;
   /** Pieces of the current token that arrived in earlier chunks. */

@@ -30,6 +30,7 @@ export type JsonMessage =
   | { readonly kind: 'value'; readonly value: JsonValue }
   | { readonly kind: 'error'; readonly message: string; readonly fatal: boolean };
 
+/** One per input stream: push() bytes, receive each message (or error) through the callback. */
 export class JsonMessageStream {
   private readonly lexer: JsonLexer;
   private tokens: Token[] = [];

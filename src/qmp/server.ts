@@ -41,6 +41,7 @@ export function eventTimestamp(): { seconds: number; microseconds: number } {
   return { seconds: Math.floor(micros / 1e6), microseconds: micros % 1e6 };
 }
 
+/** A QMP server: a command table, listeners, connected sessions and event broadcast. */
 export class QmpServer implements QmpSessionHost {
   readonly commands = new CommandTable();
   readonly limits: JsonStreamLimits;

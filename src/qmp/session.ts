@@ -10,7 +10,8 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { dispatchMessage, type ConnectionState, type DispatcherHost } from './dispatcher.js';
+import { messageOf } from '../errors.js';
+import { dispatchMessage, type ConnectionState, type DispatcherHost, type QmpReply } from './dispatcher.js';
 import { JsonMessageStream, type JsonMessage, type JsonStreamLimits } from './json-message-stream.js';
 import { toQmpJson } from './json-writer.js';
 import { respondChannel } from './trace.js';
@@ -90,6 +91,17 @@ export class QmpSession {
     return this.socket.write(`${line}\r\n`);
   }
 
+  /** The reply as text; a value that cannot be encoded (a cycle) becomes an error reply. */
+  private encodeReply(reply: QmpReply): string {
+    try {
+      return toQmpJson(reply);
+    } catch (error) {
+      this.host.logger?.warn({ sessionId: this.id, err: error }, 'QMP reply could not be encoded');
+      const desc = `Reply could not be encoded: ${messageOf(error)}`;
+      return toQmpJson('id' in reply ? { id: reply.id, error: { class: 'GenericError', desc } } : { error: { class: 'GenericError', desc } });
+    }
+  }
+
   private enqueue(message: JsonMessage): void {
     if (this.closed) return;
     this.queue.push(message);
@@ -107,11 +119,17 @@ export class QmpSession {
         const afterReply: Array<() => void> = [];
         const reply = await dispatchMessage(message, this.state, this.host, (callback) => afterReply.push(callback));
         if (respondChannel.hasSubscribers) respondChannel.publish({ sessionId: this.id, reply });
-        if (!this.writeLine(toQmpJson(reply)) && !this.closed) {
+        if (!this.writeLine(this.encodeReply(reply)) && !this.closed) {
           // 'error' makes once() reject; the 'close' that follows ends the session anyway.
           await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]).catch(() => undefined);
         }
-        for (const callback of afterReply) callback();
+        for (const callback of afterReply) {
+          try {
+            callback();
+          } catch (error) {
+            this.host.logger?.warn({ sessionId: this.id, err: error }, 'QMP after-reply action failed');
+          }
+        }
         if (message.kind === 'error' && message.fatal) {
           this.host.logger?.warn({ sessionId: this.id, reason: message.message }, 'QMP client disconnected: input limit exceeded');
           this.socket.end();

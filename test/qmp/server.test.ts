@@ -341,3 +341,22 @@ test('with checkReplies, a reply that does not match the command’s return type
   assert.equal((await client.command('query-version')).qemu.major, 7, 'built-in commands satisfy their own return types');
   assert.ok((await client.command<unknown[]>('query-commands')).length >= 5);
 });
+
+test('a reply that cannot be encoded, or a failing quit hook, does not take the server down', async (t) => {
+  const { server, path } = await startServer(t, { onQuit: () => { throw new Error('hook failed'); } });
+  server.registerCommand({
+    name: 'x-cycle',
+    handler: () => {
+      const value: Record<string, unknown> = {};
+      value.self = value;
+      return value;
+    },
+  });
+  const client = await connected(t, path);
+  const reply = await client.execute('x-cycle', undefined, { id: 'c' });
+  assert.equal(reply.id, 'c');
+  assert.equal(reply.error?.class, 'GenericError');
+  assert.match(reply.error!.desc, /^Reply could not be encoded: /);
+  assert.deepEqual(await client.execute('quit'), { return: {} });
+  assert.equal((await client.execute('query-version', undefined, { id: 'alive' })).id, 'alive');
+});
