@@ -81,6 +81,12 @@ export interface Qcow2Settings {
   readonly featureWords: Uint8Array;
 }
 
+/**
+ * One open qcow2 image. Built by qcow2DriverFactory.open from a validated
+ * header and the L1 (and, when writable, refcount) table; owns the caches
+ * and the allocator. Read-only instances have no allocator and refuse
+ * write-type requests.
+ */
 export class Qcow2Driver implements BlockDriver {
   readonly driverName = 'qcow2';
   readonly isFormat = true;
@@ -573,7 +579,7 @@ export class Qcow2Driver implements BlockDriver {
         await this.modifyL2(l1Index, (writable) => {
           for (const update of updates) {
             const position = (update.cluster % this.l2Entries) * this.entrySize;
-            if (update.host === 0 && !update.zero) writableEntryClear(writable.view, position);
+            if (update.host === 0 && !update.zero) clearEntry(writable.view, position);
             else writeStandardEntry(writable.view, position, update.host, update.host !== 0, update.zero);
           }
           this.refcounts!.queueDecrement(releases);
@@ -813,7 +819,8 @@ function pushExtent(extents: Extent[], extent: Extent): void {
   extents.push(extent);
 }
 
-function writableEntryClear(view: DataView, position: number): void {
+/** Make a 64-bit table entry all zero (unallocated). */
+function clearEntry(view: DataView, position: number): void {
   view.setUint32(position, 0);
   view.setUint32(position + 4, 0);
 }
