@@ -118,7 +118,7 @@ export class QmpServer implements QmpSessionHost {
   }
 
   /** Broadcast an event to every negotiated client. `data` is left out when undefined. */
-  emitEvent(event: string, data?: Record<string, unknown>): void {
+  emitEvent(event: string, data?: object): void {
     if (eventChannel.hasSubscribers) eventChannel.publish({ event, data });
     const line = toQmpJson({ timestamp: eventTimestamp(), event, data });
     for (const session of this.sessions) session.sendEvent(line);
