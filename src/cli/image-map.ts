@@ -24,14 +24,16 @@ export interface MapEntry {
 }
 
 /**
- * Walk the block status of `node` over its whole length and return the
- * merged map. Each step asks for the status of everything that is left, so
- * a driver reports runs as long as it can.
+ * Walk the block status of `node` over [start, end) (its whole length by
+ * default; `end` is clamped to it) and return the merged map. Each step
+ * asks for the status of everything that is left, so a driver reports runs
+ * as long as it can.
  */
-export async function collectImageMap(node: BlockNode): Promise<MapEntry[]> {
+export async function collectImageMap(node: BlockNode, start = 0, end = node.length): Promise<MapEntry[]> {
   const entries: MapEntry[] = [];
-  for (let position = 0; position < node.length; ) {
-    const status = await node.blockStatus(position, node.length - position);
+  const stop = Math.min(end, node.length);
+  for (let position = start; position < stop; ) {
+    const status = await node.blockStatus(position, stop - position);
     const entry: MapEntry = {
       start: position,
       length: status.bytes,

@@ -117,6 +117,27 @@ test('img map of qcow2 chains equals qemu-img map (data, zero clusters, backing 
   }
 });
 
+test('img map --start-offset/--max-length maps part of a chain exactly as qemu-img map does', needsQemu, async (t) => {
+  const top = await buildChain(await tempDir(t), { seed: 7, clusterSize: 65536, zeroWrite: 'write -z -u' });
+  for (const [start, length] of [
+    ['600000', '1000000'],
+    ['1M', '2M'],
+    ['0', '1'],
+    ['4000000', '100M'],
+    ['100M', '1M'],
+  ]) {
+    const args = [`--start-offset=${start}`, `--max-length=${length}`, top];
+    const ours = await livebackupOk('img', 'map', '--output=json', ...args);
+    const theirs = parseMap(await runOk('qemu-img', ['map', '--output=json', '-U', ...args]));
+    // Past the end qemu-img prints one empty entry; we print an empty list.
+    assert.deepEqual(parseMap(ours), theirs.filter((entry) => entry.length > 0), `${start} + ${length}`);
+    assert.equal(await livebackupOk('img', 'map', ...args), await runOk('qemu-img', ['map', '-U', ...args]), `${start} + ${length}`);
+  }
+  const bad = await livebackup('img', 'map', '--start-offset=-5', top);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Invalid start offset '-5'/);
+});
+
 test(
   'img map of qcow2 zero clusters that keep their allocation reports their host offsets, like qemu-img map',
   { ...needsQemu, todo: 'the qcow2 driver does not report hostOffset for allocated zero clusters yet' },
