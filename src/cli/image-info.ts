@@ -55,8 +55,8 @@ export async function collectImageInfo(node: BlockNode, filename: string): Promi
   };
 }
 
-/** The info in `qemu-img info --output=json` layout (4-space indent), with a final newline. */
-export function renderImageInfoJson(info: ImageInfo): string {
+/** The info (or a chain's list of them) in `qemu-img info --output=json` layout (4-space indent), with a final newline. */
+export function renderImageInfoJson(info: ImageInfo | readonly ImageInfo[]): string {
   return `${JSON.stringify(info, null, 4)}\n`;
 }
 

@@ -76,6 +76,28 @@ test('img info on qcow2 images with and without a backing file matches qemu-img 
   assert.equal(orphan['backing-filename'], 'base.qcow2');
 });
 
+test('img info --backing-chain describes every image of a raw <- qcow2 <- qcow2 chain like qemu-img', needsQemu, async (t) => {
+  const dir = await tempDir(t);
+  await runOk('qemu-img', ['create', '-f', 'raw', join(dir, 'base.raw'), '8M']);
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', join(dir, 'mid.qcow2')]);
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'cluster_size=16384', '-b', 'mid.qcow2', '-F', 'qcow2', join(dir, 'top.qcow2')]);
+  const top = join(dir, 'top.qcow2');
+  const ours = JSON.parse(await livebackupOk('img', 'info', '--backing-chain', '--output=json', top)) as Record<string, unknown>[];
+  const theirs = JSON.parse(await runOk('qemu-img', ['info', '--backing-chain', '--output=json', '-U', top])) as Record<string, unknown>[];
+  assert.equal(ours.length, 3);
+  assert.equal(theirs.length, 3);
+  for (let index = 0; index < 3; index++) {
+    for (const key of EXACT_KEYS) assert.deepEqual(ours[index]![key], theirs[index]![key], `image ${index}, key '${key}'`);
+  }
+  const human = await livebackupOk('img', 'info', '--backing-chain', top);
+  assert.deepEqual(stableHumanLines(human), stableHumanLines(await runOk('qemu-img', ['info', '--backing-chain', '-U', top])));
+  // Unlike plain info, the chain needs every backing file.
+  await rm(join(dir, 'base.raw'));
+  const broken = await livebackup('img', 'info', '--backing-chain', top);
+  assert.equal(broken.code, 1);
+  assert.match(broken.stderr, /base\.raw.*No such file or directory/);
+});
+
 test('img info errors: missing file exits 1, unknown format and bad --output exit 2; no stack traces', async (t) => {
   const dir = await tempDir(t);
   const missing = join(dir, 'missing.img');
