@@ -2,7 +2,7 @@
  * Commands every QMP server has: qmp_capabilities, query-version,
  * query-commands and quit.
  */
-import type { CommandTable, QmpCommand } from './command-table.js';
+import type { CommandTable } from './command-table.js';
 import type { QmpSessionContext } from './dispatcher.js';
 import { enumType, int, list, str, struct } from './schema.js';
 import { versionInfo } from './version.js';
@@ -19,14 +19,13 @@ const CommandInfo = struct('CommandInfo', { name: str });
  * to `quit` has been written (qemu-storage-daemon emits no event for quit).
  */
 export function registerBuiltinCommands(table: CommandTable, onQuit: () => void): void {
-  const capabilities: QmpCommand<{ enable?: string[] }> = {
+  table.register({
     name: 'qmp_capabilities',
     args: struct('q_obj_qmp_capabilities-arg', { '*enable': list(QMPCapability) }),
     handler: (args, context) => {
       (context as QmpSessionContext).negotiate(args.enable ?? []);
     },
-  };
-  table.register(capabilities);
+  });
   table.register({ name: 'query-version', returns: VersionInfo, handler: () => versionInfo() });
   table.register({ name: 'query-commands', returns: list(CommandInfo), handler: () => table.names().map((name) => ({ name })) });
   table.register({

@@ -5,7 +5,7 @@
  */
 import { LivebackupError } from '../errors.js';
 import type { ErrorClassMap } from './qmp-error.js';
-import type { ObjectType, QapiType } from './schema.js';
+import type { ObjectType, QapiType, ValueOf } from './schema.js';
 
 /** What a handler may know about and do with the session that called it. */
 export interface QmpCommandContext {
@@ -17,17 +17,26 @@ export interface QmpCommandContext {
   afterReply(callback: () => void): void;
 }
 
-export interface QmpCommand<Args = any> {
+/**
+ * A command. The handler's argument type is inferred from `args`:
+ *
+ *   server.registerCommand({
+ *     name: 'block-job-set-speed',
+ *     args: struct('BlockJobSetSpeedArgs', { device: str, speed: int }),
+ *     handler: ({ device, speed }) => jobs.setSpeed(device, speed),  // device: string, speed: number
+ *   });
+ */
+export interface QmpCommand<S extends ObjectType = ObjectType> {
   /** The command name as clients send it in `execute`. */
   readonly name: string;
   /** Argument type; omitted means the command takes no arguments. */
-  readonly args?: ObjectType;
+  readonly args?: S;
   /**
    * Runs the command with validated arguments. The resolved value is the
    * `return` member (undefined gives `{}`). Thrown errors become error
    * replies (see qmp-error.ts).
    */
-  readonly handler: (args: Args, context: QmpCommandContext) => unknown;
+  readonly handler: (args: ValueOf<S>, context: QmpCommandContext) => unknown;
   /**
    * Type of the `return` value. Documents the reply; a server created with
    * `checkReplies` (tests) refuses replies that do not match it.
@@ -42,11 +51,12 @@ export class CommandTable {
   private readonly commands = new Map<string, QmpCommand>();
 
   /** Add a command; a name can be registered once (ALREADY_EXISTS otherwise). */
-  register<Args>(command: QmpCommand<Args>): void {
+  register<S extends ObjectType>(command: QmpCommand<S>): void {
     if (this.commands.has(command.name)) {
       throw new LivebackupError('ALREADY_EXISTS', `QMP command '${command.name}' is already registered`);
     }
-    this.commands.set(command.name, command as QmpCommand);
+    // Stored without its argument type: the dispatcher validates against `args` before calling.
+    this.commands.set(command.name, command as unknown as QmpCommand);
   }
 
   /** The command of that name, or undefined. */

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { LivebackupError, ioError } from '../errors.js';
 import { registerBuiltinCommands } from './builtin-commands.js';
 import { CommandTable, type QmpCommand } from './command-table.js';
+import type { ObjectType } from './schema.js';
 import { DEFAULT_JSON_LIMITS, type JsonStreamLimits } from './json-message-stream.js';
 import { toQmpJson } from './json-writer.js';
 import { OFFERED_CAPABILITIES, QmpSession, type QmpSessionHost } from './session.js';
@@ -60,7 +61,7 @@ export class QmpServer implements QmpSessionHost {
   }
 
   /** Add a command (see command-table.ts). */
-  registerCommand<Args>(command: QmpCommand<Args>): void {
+  registerCommand<S extends ObjectType>(command: QmpCommand<S>): void {
     this.commands.register(command);
   }
 
