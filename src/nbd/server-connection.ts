@@ -41,7 +41,7 @@ import {
 import { planRead, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
 import { negotiateServerSide, type ExportLookup, type NegotiatedSession } from './server-handshake.js';
-import { waitForDrain } from './socket-drain.js';
+import { endAndClose, waitForDrain } from './socket-output.js';
 import { SocketReader } from './socket-reader.js';
 import { disconnectChannel, requestChannel, type DisconnectTrace, type RequestTrace } from './trace.js';
 
@@ -101,6 +101,8 @@ export class NbdServerConnection {
 
   private async run(): Promise<void> {
     let reason = 'client disconnected';
+    /** True when the session ended by the rules (abort, disc, a refused request): queued replies are still delivered. */
+    let graceful = false;
     try {
       const timer = this.host.limits.handshakeTimeoutMs > 0 ? setTimeout(() => this.socket.destroy(), this.host.limits.handshakeTimeoutMs) : undefined;
       try {
@@ -110,14 +112,16 @@ export class NbdServerConnection {
       }
       if (!this.session) {
         reason = 'client aborted the handshake';
-        this.socket.end();
+        graceful = true;
         return;
       }
       reason = await this.transmit(this.session);
+      graceful = true;
     } catch (error) {
       reason = this.closing ? 'closed by server' : messageOf(error);
     } finally {
-      this.socket.destroy();
+      if (graceful && !this.closing) await endAndClose(this.socket);
+      else this.socket.destroy();
       await this.waitIdle();
       disconnectChannel.publish({ id: this.id, export: this.session?.export.name, reason } satisfies DisconnectTrace);
     }
@@ -136,7 +140,6 @@ export class NbdServerConnection {
       }
       if (request.type === NBD_CMD_DISC) {
         await this.waitIdle();
-        this.socket.end();
         return 'client sent NBD_CMD_DISC';
       }
       const rejection = validateRequest(request, this.requestContext(session));
@@ -144,7 +147,6 @@ export class NbdServerConnection {
       if (rejection) {
         if (rejection.disconnect) {
           this.sendError(session, request, rejection.errno, rejection.message);
-          this.socket.end();
           return rejection.message;
         }
         if (hasPayload) await this.reader.skip(request.length);

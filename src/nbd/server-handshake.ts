@@ -55,7 +55,7 @@ import {
   encodeServerReplyData,
   type InfoItem,
 } from './protocol.js';
-import { waitForDrain } from './socket-drain.js';
+import { waitForDrain } from './socket-output.js';
 import type { SocketReader } from './socket-reader.js';
 import { transmissionFlagsFor } from './transmission-flags.js';
 
