@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseOptionArgument } from '../../src/qmp/command-line-option.js';
 import { parseKeyval } from '../../src/qmp/keyval.js';
-import { BlockdevOptions } from './blockdev-test-schema.js';
+import { BLOCKDEV_OPTION_REFUSALS, BlockdevOptions } from './blockdev-test-schema.js';
 
 const options = (text: string, impliedKey?: string): unknown => parseKeyval(text, impliedKey).options;
 
@@ -74,27 +74,8 @@ test('option arguments: keyval or JSON, checked against the schema with qsd text
     driver: 'raw', file: { driver: 'file', filename: '/a,b' },
   });
   assert.deepEqual(parseOptionArgument('{"driver":"null-co","size":4096}', BlockdevOptions, { impliedKey: 'driver' }), { driver: 'null-co', size: 4096 });
-  // Each text below is what qemu-storage-daemon 7.2 prints for the same --blockdev argument.
-  const refusals: Array<[string, string]> = [
-    ['null-co,node-name=x,size=abc', "Parameter 'size' expects integer"],
-    ['null-co,node-name=x,size=1k', "Parameter 'size' expects integer"],
-    ['null-co,node-name=x,latency-ns=abc', "Parameter 'latency-ns' expects integer"],
-    ['null-co,node-name=x,read-zeroes=maybe', "Parameter 'read-zeroes' expects 'on' or 'off'"],
-    ['null-co,node-name=x,bogus=1', "Parameter 'bogus' is unexpected"],
-    ['node-name=x', "Parameter 'driver' is missing"],
-    ['', "Parameter 'driver' is missing"],
-    ['null-co,node-name=x,cache.direct=x', "Parameter 'cache.direct' expects 'on' or 'off'"],
-    ['null-co,node-name=x,cache=x', "Invalid parameter type for 'cache', expected: object"],
-    ['null-co,node-name=x,size=1,,2', "Parameter 'size' expects integer"],
-    ['raw,node-name=r,file.driver=null-co,file.size=1M', "Parameter 'file.size' expects integer"],
-    ['blkdebug,node-name=e,image=n0,set-state.0.event=x', "Parameter 'event' does not accept value 'x'"],
-    ['blkdebug,node-name=e,image=n0,set-state.0.event=read_aio,set-state.0.new_state=1,set-state.0.state=s', "Parameter 'set-state.0.state' expects integer"],
-    ['{"driver":"null-co","node-name":"x","size":"1k"}', "Invalid parameter type for 'size', expected: integer"],
-    ['{"driver":"null-co"', 'JSON parse error, premature EOI'],
-    ['{"driver":"null-co"} {}', 'Expecting at most one JSON value'],
-    ['null-co,node-name=x,help', 'Help is not available for this option'],
-  ];
-  for (const [text, message] of refusals) {
+  // Each expected text is what qemu-storage-daemon 7.2 prints (keyval-interop.test.ts checks that).
+  for (const [text, message] of BLOCKDEV_OPTION_REFUSALS) {
     assert.throws(() => parseOptionArgument(text, BlockdevOptions, { impliedKey: 'driver' }), { message }, text);
   }
 });
