@@ -15,13 +15,15 @@ Compares what a guest would read from FILE1 and FILE2, whatever their
 formats and allocation: "Images are identical." or "Content mismatch at
 offset N!" with N the first differing byte. When the sizes differ (a warning
 says so), the images count as identical only if the longer one reads as
-zeroes past the end of the shorter one.
+zeroes past the end of the shorter one. With -q nothing is printed (errors
+still go to stderr).
 
 Exit codes: 0 identical, 1 different, 2 error (missing file, bad arguments...).
 
 Examples:
   livebackup img compare disk.qcow2 backup.qcow2
   livebackup img compare -f qcow2 -F raw disk.qcow2 disk.raw
+  livebackup img compare -q a.qcow2 b.qcow2 && echo same
 `;
 
 /** Register `img compare` under the `img` command. */
@@ -33,8 +35,12 @@ export function registerImgCompare(img: Command, context: CommandContext): void 
     .argument('<file2>', 'second image')
     .option('-f, --format <format>', 'format of file1 (default: probed)')
     .option('-F, --format2 <format>', 'format of file2 (default: probed)')
+    .option('-q, --quiet', 'print nothing; only the exit code tells the result', false)
     .addHelpText('after', HELP_FOOTER)
-    .action(async (file1: string, file2: string, flags: { format?: string; format2?: string }) => {
+    .action(async (file1: string, file2: string, flags: { format?: string; format2?: string; quiet: boolean }) => {
+      const say = (text: string) => {
+        if (!flags.quiet) context.out(text);
+      };
       try {
         const result = await withImages(
           [
@@ -43,12 +49,12 @@ export function registerImgCompare(img: Command, context: CommandContext): void 
           ],
           ([a, b]) => compareImages(a!, b!),
         );
-        if (result.sizeMismatch) context.out('Warning: Image size mismatch!\n');
+        if (result.sizeMismatch) say('Warning: Image size mismatch!\n');
         if (result.identical) {
-          context.out('Images are identical.\n');
+          say('Images are identical.\n');
           context.setExitCode(COMPARE_IDENTICAL);
         } else {
-          context.out(`Content mismatch at offset ${result.mismatchOffset}!\n`);
+          say(`Content mismatch at offset ${result.mismatchOffset}!\n`);
           context.setExitCode(COMPARE_DIFFERENT);
         }
       } catch (error) {

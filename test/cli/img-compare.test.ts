@@ -72,6 +72,9 @@ test('img compare with different sizes: a zero tail is identical, a non-zero tai
   await expectCompare(short, long, 1, `Warning: Image size mismatch!\nContent mismatch at offset ${tailOffset}!\n`);
   await expectCompare(long, short, 1, `Warning: Image size mismatch!\nContent mismatch at offset ${tailOffset}!\n`);
   assert.equal(await qemuImgCompare(short, long), false);
+  // -q: only the exit code.
+  await expectCompare(short, long, 1, '', ['-q']);
+  await expectCompare(short, short, 0, '', ['-q']);
 });
 
 test('img compare across formats: a qcow2 chain equals its flattened raw copy', needsQemu, async (t) => {
