@@ -3,18 +3,14 @@ import assert from 'node:assert/strict';
 import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NbdClient } from '../../src/nbd/client.js';
-import { LivebackupError } from '../../src/errors.js';
 import { NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_READ_ONLY, NBD_FLAG_SEND_DF, NBD_STATE_HOLE, NBD_STATE_ZERO } from '../../src/nbd/protocol.js';
 import { SeededRandom } from '../helpers/random.js';
 import { skipUnlessTools } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { serveRawImage, startQemuNbd } from './nbd-fixture.js';
+import { isError, serveRawImage, startQemuNbd } from './nbd-fixture.js';
 
 const MiB = 1024 * 1024;
 
-function isError(code: string, errno?: string): (error: unknown) => boolean {
-  return (error) => error instanceof LivebackupError && error.code === code && (errno === undefined || error.errno === errno);
-}
 
 /**
  * Pipelined random writes, zeroes and reads through `client`, checked

@@ -4,20 +4,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockGraph } from '../../src/block/block-graph.js';
 import { registerDriver } from '../../src/block/driver-registry.js';
-import { LivebackupError } from '../../src/errors.js';
 import { nbdDriverFactory } from '../../src/nbd/nbd-driver.js';
 import { SeededRandom } from '../helpers/random.js';
 import { runOk, skipUnlessTools } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { eventually, serveRawImage, startQemuNbd } from './nbd-fixture.js';
+import { eventually, isError, serveRawImage, startQemuNbd } from './nbd-fixture.js';
 
 registerDriver(nbdDriverFactory);
 
 const MiB = 1024 * 1024;
 
-function isError(code: string): (error: unknown) => boolean {
-  return (error) => error instanceof LivebackupError && error.code === code;
-}
 
 test('nbd driver node over our server: writes, zeroes, reads and block status reach the image', async (t) => {
   const served = await serveRawImage(t, { size: 4 * MiB });

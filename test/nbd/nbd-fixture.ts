@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { BlockGraph } from '../../src/block/block-graph.js';
 import type { BlockNode } from '../../src/block/block-node.js';
 import { NbdServer, type NbdServerOptions } from '../../src/nbd/server.js';
+import { LivebackupError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 export interface ServedImage {
@@ -85,4 +86,9 @@ function canConnect(path: string): Promise<boolean> {
     });
     probe.once('error', () => resolve(false));
   });
+}
+
+/** For assert.throws/rejects: a LivebackupError with this code (and errno, when given). */
+export function isError(code: string, errno?: string): (error: unknown) => boolean {
+  return (error) => error instanceof LivebackupError && error.code === code && (errno === undefined || error.errno === errno);
 }

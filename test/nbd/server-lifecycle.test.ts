@@ -4,13 +4,9 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { NbdClient } from '../../src/nbd/client.js';
 import { NbdServer } from '../../src/nbd/server.js';
 import * as p from '../../src/nbd/protocol.js';
-import { LivebackupError } from '../../src/errors.js';
-import { eventually, serveRawImage } from './nbd-fixture.js';
+import { eventually, isError, serveRawImage } from './nbd-fixture.js';
 import { RawPeer } from './raw-peer.js';
 
-function isError(code: string): (error: unknown) => boolean {
-  return (error) => error instanceof LivebackupError && error.code === code;
-}
 
 test('exports: add validates, remove safe refuses while connected, hard drops clients', async (t) => {
   const served = await serveRawImage(t, { size: 1024 * 1024 });
