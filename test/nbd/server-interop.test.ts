@@ -150,3 +150,14 @@ test('nbdinfo --json of our export equals qemu-nbd serving the same image (writa
     assert.deepEqual(await describe(served.uri), await describe(`nbd+unix:///disk?socket=${peerSocket}`), `writable=${writable}`);
   }
 });
+
+test('qemu-img convert -n into our export (fast-zero probe, zero runs, data) is byte-exact', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const size = 8 * MiB;
+  const source = new SeededRandom(41).bytes(size);
+  source.fill(0, MiB, 5 * MiB);
+  const served = await serveRawImage(t, { content: new Uint8Array(size).fill(0x77) });
+  const sourceFile = join(served.dir, 'source.raw');
+  await writeFile(sourceFile, source);
+  await runOk('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', '-t', 'writeback', sourceFile, served.uri]);
+  assert.ok((await readFile(served.image)).equals(Buffer.from(source)), 'image written by qemu-img convert differs');
+});
