@@ -34,7 +34,14 @@ export interface QmpServerOptions {
   readonly logger?: QmpLogger;
   /** Refuse replies that do not match their command's `returns` type (meant for tests). */
   readonly checkReplies?: boolean;
+  /**
+   * Clients served at once (default 64); further connections are closed
+   * at once. Each client may hold up to `limits.maxMessageBytes` of input.
+   */
+  readonly maxClients?: number;
 }
+
+const DEFAULT_MAX_CLIENTS = 64;
 
 /** Microsecond wall-clock timestamp as QMP events carry it. */
 export function eventTimestamp(): { seconds: number; microseconds: number } {
@@ -141,6 +148,11 @@ export class QmpServer implements QmpSessionHost {
   private newListener(): Server {
     // Half-open: a client may send its requests, shut down its side and still read the replies.
     const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
+      if (this.sessions.size >= (this.options.maxClients ?? DEFAULT_MAX_CLIENTS)) {
+        this.logger?.warn({ clients: this.sessions.size }, 'QMP connection refused: too many clients');
+        socket.destroy();
+        return;
+      }
       const session = new QmpSession(socket, this, this.nextSessionId++);
       this.sessions.add(session);
       this.logger?.debug({ sessionId: session.id }, 'QMP client connected');

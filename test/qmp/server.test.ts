@@ -250,7 +250,9 @@ test('without a quit hook, quit closes the server', async (t) => {
   assert.deepEqual(await client.execute('quit'), { return: {} });
   await client.closed;
   assert.equal(server.clientCount, 0);
-  await assert.rejects(stat(path), { code: 'ENOENT' });
+  // Closing finishes asynchronously; the socket file goes last.
+  while (await stat(path).then(() => true, () => false)) await new Promise((resolve) => setImmediate(resolve));
+  await assert.rejects(QmpClient.connect(path), { code: 'ENOENT' });
 });
 
 test('TCP listening defaults to 127.0.0.1', async (t) => {
@@ -359,4 +361,15 @@ test('a reply that cannot be encoded, or a failing quit hook, does not take the 
   assert.match(reply.error!.desc, /^Reply could not be encoded: /);
   assert.deepEqual(await client.execute('quit'), { return: {} });
   assert.equal((await client.execute('query-version', undefined, { id: 'alive' })).id, 'alive');
+});
+
+test('connections beyond maxClients are closed at once; a freed slot can be reused', async (t) => {
+  const { server, path } = await startServer(t, { maxClients: 2 });
+  const first = await connected(t, path);
+  await connected(t, path);
+  await assert.rejects(QmpClient.connect(path), /closed/);
+  await first.close();
+  while (server.clientCount > 1) await new Promise((resolve) => setImmediate(resolve));
+  const again = await connected(t, path);
+  assert.equal((await again.execute('query-version', undefined, { id: 'slot' })).id, 'slot');
 });
