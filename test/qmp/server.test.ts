@@ -244,7 +244,7 @@ test('quit replies first, then runs the quit hook', async (t) => {
   await quit;
 });
 
-test('without a quit hook, quit closes the server', async (t) => {
+test('without a quit hook, quit closes the server', { timeout: 60_000 }, async (t) => {
   const { server, path } = await startServer(t);
   const client = await connected(t, path);
   assert.deepEqual(await client.execute('quit'), { return: {} });
@@ -363,7 +363,7 @@ test('a reply that cannot be encoded, or a failing quit hook, does not take the 
   assert.equal((await client.execute('query-version', undefined, { id: 'alive' })).id, 'alive');
 });
 
-test('connections beyond maxClients are closed at once; a freed slot can be reused', async (t) => {
+test('connections beyond maxClients are closed at once; a freed slot can be reused', { timeout: 60_000 }, async (t) => {
   const { server, path } = await startServer(t, { maxClients: 2 });
   const first = await connected(t, path);
   await connected(t, path);
