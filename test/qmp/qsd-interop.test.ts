@@ -141,3 +141,32 @@ test('the same conversation gives the same transcript from qemu-storage-daemon a
   const mineOob = await runTranscript(ours, OOB_CONVERSATION);
   assert.deepEqual(mineOob, theirsOob);
 });
+
+test('transcripts record events without their timestamps, and placeholders hide values that legitimately differ', { skip }, async (t) => {
+  const qsd = await startQsd(t);
+  const steps: TranscriptStep[] = [
+    { execute: 'qmp_capabilities' },
+    { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'n1', size: 1048576 } },
+    { execute: 'blockdev-create', arguments: { 'job-id': 'create-1', options: { driver: 'qcow2', file: 'n1', size: 65536 } } },
+    { event: 'JOB_STATUS_CHANGE' },
+    { execute: 'query-named-block-nodes', arguments: { flat: true } },
+  ];
+  const transcript = await runTranscript(qsd.socketPaths[0]!, steps, {
+    placeholder: (value, key) => (key === 'inserted' || key === 'image' || key === 'backing_file_depth' ? '<detail>' : undefined),
+  });
+  assert.deepEqual((transcript[4] as { receive: unknown[] }).receive, [{ event: 'JOB_STATUS_CHANGE', data: { status: 'created', id: 'create-1' } }]);
+  const nodes = (transcript[5] as { receive: Array<{ return: Array<Record<string, unknown>> }> }).receive[0]!.return;
+  assert.equal(nodes[0]!['node-name'], 'n1');
+  assert.equal(nodes[0]!.image, '<detail>');
+
+  const server = new QmpServer();
+  server.registerCommand({ name: 'x-poke', handler: () => server.emitEvent('POKED', { by: 'test' }) });
+  const path = join(await tempDir(t, 'livebackup-qmp-'), 'qmp.sock');
+  await server.listenUnix(path);
+  t.after(() => server.close());
+  const ours = await runTranscript(path, [{ execute: 'qmp_capabilities' }, { execute: 'x-poke' }, { event: 'POKED' }]);
+  assert.deepEqual(ours.slice(2), [
+    { send: { execute: 'x-poke' }, receive: [{ return: {} }] },
+    { send: { event: 'POKED' }, receive: [{ event: 'POKED', data: { by: 'test' } }] },
+  ]);
+});
