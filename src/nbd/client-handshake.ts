@@ -161,7 +161,7 @@ export class OptionChannel {
   async go(exportName: string, structuredReplies: boolean, metaContexts: ReadonlyMap<string, number>): Promise<ClientSession> {
     const infoRequests = [NBD_INFO_NAME, NBD_INFO_DESCRIPTION, NBD_INFO_BLOCK_SIZE];
     const { replies, final } = await this.request(NBD_OPT_GO, encodeGoOptionData({ name: exportName, infoRequests }));
-    if (final.type === NBD_REP_ERR_UNSUP) return this.exportName(exportName, structuredReplies, metaContexts);
+    if (final.type === NBD_REP_ERR_UNSUP) return this.enterWithExportName(exportName, structuredReplies, metaContexts);
     failOnError('NBD_OPT_GO', final, exportName);
     let size: number | undefined;
     let transmissionFlags = 0;
@@ -187,7 +187,8 @@ export class OptionChannel {
     return { exportName, size, transmissionFlags, structuredReplies, metaContexts, description, minimumBlockSize, preferredBlockSize, maximumPayload };
   }
 
-  private async exportName(exportName: string, structuredReplies: boolean, metaContexts: ReadonlyMap<string, number>): Promise<ClientSession> {
+  /** The pre-OPT_GO way in: NBD_OPT_EXPORT_NAME, answered with size and flags (no errors possible). */
+  private async enterWithExportName(exportName: string, structuredReplies: boolean, metaContexts: ReadonlyMap<string, number>): Promise<ClientSession> {
     this.socket.write(encodeOption(NBD_OPT_EXPORT_NAME, encodeString(exportName, 'export name')));
     const reply = await this.reader.read(this.noZeroes ? 10 : 134);
     return {
@@ -207,7 +208,7 @@ export class OptionChannel {
 /** Full client handshake: structured replies, meta contexts, then GO. */
 export async function negotiateClientSide(channel: OptionChannel, options: ClientHandshakeOptions): Promise<ClientSession> {
   const exportName = options.exportName ?? '';
-  const structuredReplies = options.structuredReplies ?? true ? await channel.enableStructuredReplies() : false;
+  const structuredReplies = (options.structuredReplies ?? true) ? await channel.enableStructuredReplies() : false;
   const wanted = structuredReplies ? (options.metaContexts ?? [BASE_ALLOCATION]) : [];
   const contexts = wanted.length > 0 ? await channel.metaContexts(true, exportName, wanted) : new Map<string, number>();
   return channel.go(exportName, structuredReplies, contexts);

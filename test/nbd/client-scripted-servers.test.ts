@@ -80,3 +80,32 @@ test('client fails pending requests on a reply with an unknown cookie or a chunk
   await assert.rejects(third.read(0, new Uint8Array(1024)), isProtocolError(/with 100 bytes/));
   third.close();
 });
+
+test('client falls back to NBD_OPT_EXPORT_NAME and simple replies on an old server', async (t) => {
+  const old = await scriptedServer(t, async (socket, reader) => {
+    socket.write(p.encodeServerGreeting(p.NBD_FLAG_FIXED_NEWSTYLE));
+    assert.equal(p.decodeClientFlags(await reader.read(4)), p.NBD_FLAG_C_FIXED_NEWSTYLE, 'no NO_ZEROES when the server lacks it');
+    for (;;) {
+      const { option, length } = p.decodeOptionHeader(await reader.read(p.OPTION_HEADER_LENGTH));
+      const data = await reader.read(length);
+      if (option === p.NBD_OPT_EXPORT_NAME) {
+        assert.equal(data.toString(), 'legacy');
+        socket.write(p.encodeExportNameReply(8192, p.NBD_FLAG_HAS_FLAGS, false));
+        break;
+      }
+      socket.write(p.encodeOptionReply(option, p.NBD_REP_ERR_UNSUP));
+    }
+    const request = p.decodeRequest(await reader.read(p.REQUEST_LENGTH));
+    socket.write(p.encodeSimpleReply(request.cookie, 0));
+    socket.write(Buffer.alloc(request.length, 0x5c));
+    await reader.read(p.REQUEST_LENGTH); // NBD_CMD_DISC
+    socket.end();
+  });
+  const client = await NbdClient.connect(old, { exportName: 'legacy' });
+  assert.equal(client.size, 8192);
+  assert.equal(client.session.structuredReplies, false);
+  const buf = new Uint8Array(100);
+  await client.read(50, buf);
+  assert.ok(buf.every((byte) => byte === 0x5c));
+  await client.disconnect();
+});
