@@ -7,10 +7,10 @@ import { convertToQcow2, writeRawImage, type ImageLayout } from './images.js';
 import type { ScenarioContext } from './scenario.js';
 
 /** Which layout of the scale an image has. */
-export type ImageRole = 'full' | 'sparse' | 'huge';
+export type ImageRole = 'full' | 'sparse' | 'sparseRaw' | 'huge';
 export type ImageFormat = 'raw' | 'qcow2';
 
-const SEEDS: Readonly<Record<ImageRole, number>> = { full: 1, sparse: 2, huge: 3 };
+const SEEDS: Readonly<Record<ImageRole, number>> = { full: 1, sparse: 2, sparseRaw: 4, huge: 3 };
 
 export interface BenchImage {
   readonly path: string;

@@ -2,5 +2,7 @@
 import type { Scenario } from '../lib/scenario.js';
 import { fullQcow2 } from './full-qcow2.js';
 import { fullRaw } from './full-raw.js';
+import { memory } from './memory.js';
+import { sparse } from './sparse.js';
 
-export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw];
+export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw, sparse, memory];
