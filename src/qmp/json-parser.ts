@@ -152,6 +152,24 @@ function integerValue(text: string): number | bigint {
   return value;
 }
 
+/**
+ * Members (keys or indexes) of parsed objects and arrays that were written
+ * as floats but hold integral values (`1.0`, `1e5`): QEMU refuses those
+ * where an integer is expected, so the validator asks.
+ */
+const integralFloats = new WeakMap<object, Set<string | number>>();
+
+function markIntegralFloat(container: object, key: string | number): void {
+  let members = integralFloats.get(container);
+  if (members === undefined) integralFloats.set(container, (members = new Set()));
+  members.add(key);
+}
+
+/** Was `container[key]` written as a float literal with an integral value? */
+export function isIntegralFloatLiteral(container: object, key: string | number): boolean {
+  return integralFloats.get(container)?.has(key) ?? false;
+}
+
 /** Set an own enumerable data property, even for keys such as "__proto__". */
 export function defineMember(target: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
@@ -159,6 +177,8 @@ export function defineMember(target: Record<string, unknown>, key: string, value
 
 class TokenParser {
   private index = 0;
+  /** The value just parsed came from a float token. */
+  private lastWasFloat = false;
   constructor(private readonly tokens: readonly Token[]) {}
 
   private next(): Token {
@@ -178,6 +198,7 @@ class TokenParser {
 
   value(): JsonValue {
     const token = this.next();
+    this.lastWasFloat = token.type === TokenType.Float;
     switch (token.type) {
       case TokenType.LeftCurly:
         return this.object();
@@ -214,6 +235,7 @@ class TokenParser {
       const member = this.value();
       if (Object.hasOwn(result, key)) throw jsonParseError('duplicate key');
       defineMember(result, key, member);
+      if (this.lastWasFloat && Number.isInteger(member)) markIntegralFloat(result, key);
       const separator = this.next().type;
       if (separator === TokenType.RightCurly) return result;
       if (separator !== TokenType.Comma) throw jsonParseError('expected separator in dict');
@@ -227,7 +249,9 @@ class TokenParser {
       return result;
     }
     for (;;) {
-      result.push(this.value());
+      const item = this.value();
+      if (this.lastWasFloat && Number.isInteger(item)) markIntegralFloat(result, result.length);
+      result.push(item);
       const separator = this.next().type;
       if (separator === TokenType.RightSquare) return result;
       if (separator !== TokenType.Comma) throw jsonParseError('expected separator in list');

@@ -21,7 +21,7 @@
  * complement, as QEMU does.
  */
 import { LivebackupError } from '../errors.js';
-import { defineMember } from './json-parser.js';
+import { defineMember, isIntegralFloatLiteral } from './json-parser.js';
 import { resolveType, type BuiltinName, type BuiltinType, type EnumType, type ObjectType, type QapiType, type StructMember } from './schema.js';
 
 export type InputMode = 'qmp' | 'keyval';
@@ -100,11 +100,12 @@ class Validator {
     return { path: `${place.path ?? ''}${suffix}`, name: null };
   }
 
-  visit(type: QapiType, value: unknown, place: Place): unknown {
+  /** `floatLiteral`: the value was written as a float (`1.0`), which integer types refuse. */
+  visit(type: QapiType, value: unknown, place: Place, floatLiteral = false): unknown {
     const resolved = resolveType(type);
     switch (resolved.kind) {
       case 'builtin':
-        return this.mode === 'qmp' ? this.jsonScalar(resolved, value, place) : this.keyvalScalar(resolved, value, place);
+        return this.mode === 'qmp' ? this.jsonScalar(resolved, value, place, floatLiteral) : this.keyvalScalar(resolved, value, place);
       case 'enum':
         return this.enumValue(resolved, value, place);
       case 'struct':
@@ -112,12 +113,12 @@ class Validator {
         return this.object(resolved, value, place);
       case 'list': {
         if (!Array.isArray(value)) throw typeError(place.path, 'array');
-        return value.map((item, index) => this.visit(resolved.element, item, this.element(place, index)));
+        return value.map((item, index) => this.visit(resolved.element, item, this.element(place, index), isIntegralFloatLiteral(value, index)));
       }
       case 'alternate': {
         const branch = this.alternateBranch(resolved.branches, value);
         if (branch === undefined) throw typeError(place.path, resolved.name);
-        return this.visit(branch, value, place);
+        return this.visit(branch, value, place, floatLiteral);
       }
     }
   }
@@ -181,7 +182,8 @@ class Validator {
           if (!member.optional) throw invalid(`Parameter '${this.child(place, member.name).path}' is missing`);
           continue;
         }
-        defineMember(result, member.name, this.visit(member.type, value[member.name], this.child(place, member.name)));
+        const memberValue = this.visit(member.type, value[member.name], this.child(place, member.name), isIntegralFloatLiteral(value, member.name));
+        defineMember(result, member.name, memberValue);
       }
     };
     if (type.kind === 'struct') {
@@ -197,7 +199,7 @@ class Validator {
     return result;
   }
 
-  private jsonScalar(type: BuiltinType, value: unknown, place: Place): unknown {
+  private jsonScalar(type: BuiltinType, value: unknown, place: Place, floatLiteral: boolean): unknown {
     switch (type.name) {
       case 'any':
         return value;
@@ -216,7 +218,8 @@ class Validator {
       default:
         break;
     }
-    const exact = typeof value === 'bigint' ? value : typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : undefined;
+    const integral = typeof value === 'number' && Number.isSafeInteger(value) && !floatLiteral;
+    const exact = typeof value === 'bigint' ? value : integral ? BigInt(value) : undefined;
     if (SIGNED.has(type.name)) {
       if (exact === undefined || exact < INT64_MIN || exact > INT64_MAX) throw typeError(place.path, 'integer');
       return this.checkRange(type.name, exact, place);

@@ -112,6 +112,11 @@ const CONVERSATION: TranscriptStep[] = [
   { execute: 'block-job-set-speed', arguments: { device: 'j' } },
   { execute: 'block-job-set-speed', arguments: { device: 'nope', speed: 0 }, id: 'speed' },
   { execute: 'job-cancel', arguments: { id: 'nope' } },
+  // Integral floats are still floats: integer parameters refuse them.
+  { raw: '{"execute":"block-job-set-speed","arguments":{"device":"j","speed":1.0}}\n' },
+  { raw: '{"execute":"block-job-set-speed","arguments":{"device":"j","speed":1e5}}\n' },
+  { raw: '{"execute":"blockdev-add","arguments":{"driver":"null-co","node-name":"f","latency-ns":2.0}}\n' },
+  { raw: '{"execute":"blockdev-add","arguments":{"driver":"blkdebug","node-name":"f","image":"n0","set-state":[{"event":"read_aio","new_state":1.0}]}}\n' },
 ];
 
 const OOB_CONVERSATION: TranscriptStep[] = [

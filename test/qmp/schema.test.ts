@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LivebackupError } from '../../src/errors.js';
 import { any, bool, enumType, int, int8, list, number, size, str, struct, uint32, uint64, alternate, nullType } from '../../src/qmp/schema.js';
+import { parseJsonText } from '../../src/qmp/json-message-stream.js';
 import { parseSize, validateValue } from '../../src/qmp/schema-validator.js';
 import { BlockdevOptions } from './blockdev-test-schema.js';
 
@@ -142,4 +143,12 @@ test('sizes take binary suffixes, fractions only with a unit, and stay below 2^6
   assert.equal(parseSize('-1'), undefined);
   assert.equal(parseSize('k'), undefined);
   assert.equal(parseSize('1x'), undefined);
+});
+
+test('a float literal with an integral value is not an integer, as in QEMU', () => {
+  const Args = struct('Args', { '*speed': int, '*ratio': number, '*list': list(int), '*free': any });
+  assert.equal(refusal(Args, parseJsonText('{"speed": 1.0}')), "Invalid parameter type for 'speed', expected: integer");
+  assert.equal(refusal(Args, parseJsonText('{"speed": 1e5}')), "Invalid parameter type for 'speed', expected: integer");
+  assert.equal(refusal(Args, parseJsonText('{"list": [1, 2.0]}')), "Invalid parameter type for 'list[1]', expected: integer");
+  assert.deepEqual(validateValue(Args, parseJsonText('{"speed": 100000, "ratio": 1.0, "list": [1, 2], "free": 3.0}')), { speed: 100000, ratio: 1, list: [1, 2], free: 3 });
 });
