@@ -264,7 +264,8 @@ export class BlockNode {
     }
     const backing = this.backing;
     if (!backing || offset >= backing.length) {
-      return { offset, bytes: run, data: false, zero: true, allocated: false, present: false, depth: backing ? 1 : 0 };
+      // Past the end of the backing node (or without one) the bytes read as zeroes from this layer: depth 0, as qemu-img map says.
+      return { offset, bytes: run, data: false, zero: true, allocated: false, present: false, depth: 0 };
     }
     const below = await backing.blockStatus(offset, Math.min(run, backing.length - offset));
     return { ...below, offset, allocated: false, depth: below.depth + 1 };
