@@ -23,6 +23,12 @@ export interface NbdExportOptions {
    * covers writes completed on every connection.
    */
   readonly multiConn?: boolean;
+  /**
+   * Offer the qemu:allocation-depth metadata context (default true). QMP's
+   * block-export-add defaults its `allocation-depth` to false; the QMP
+   * layer passes that through.
+   */
+  readonly allocationDepth?: boolean;
   /** Reserved: name of a dirty bitmap to expose as qemu:dirty-bitmap:NAME. */
   readonly bitmap?: string;
 }
@@ -34,6 +40,7 @@ export interface NbdExport {
   readonly writable: boolean;
   readonly description: string | undefined;
   readonly multiConn: boolean;
+  readonly allocationDepth: boolean;
   readonly bitmap: string | undefined;
 }
 
@@ -64,6 +71,7 @@ export class NbdExportRegistry {
       writable,
       description: options.description,
       multiConn: options.multiConn ?? true,
+      allocationDepth: options.allocationDepth ?? true,
       bitmap: options.bitmap,
     };
     this.exports.set(entry.name, entry);

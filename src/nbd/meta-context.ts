@@ -2,7 +2,8 @@
  * Metadata contexts an export offers for NBD_CMD_BLOCK_STATUS, and how
  * NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT queries select them:
  * - `base:allocation` (id 0): NBD_STATE_HOLE / NBD_STATE_ZERO;
- * - `qemu:allocation-depth` (id 1): 0 unallocated, 1 this layer, 2+ backing.
+ * - `qemu:allocation-depth` (id 1, when the export enables it): 0
+ *   unallocated, 1 this layer, 2+ backing.
  * List queries may end in a bare namespace (`base:`, `qemu:`) as a wildcard;
  * set queries select exact names only. Unknown names and namespaces are
  * ignored, as the spec requires.
@@ -22,9 +23,9 @@ export interface MetaContext {
 const BASE_CONTEXT: MetaContext = { id: 0, name: BASE_ALLOCATION, kind: 'base:allocation' };
 const DEPTH_CONTEXT: MetaContext = { id: 1, name: QEMU_ALLOCATION_DEPTH, kind: 'qemu:allocation-depth' };
 
-/** Every context the export offers, in id order. */
-export function availableMetaContexts(_entry: NbdExport): readonly MetaContext[] {
-  return [BASE_CONTEXT, DEPTH_CONTEXT];
+/** Every context the export offers, in id order (allocation depth only when the export enables it). */
+export function availableMetaContexts(entry: NbdExport): readonly MetaContext[] {
+  return entry.allocationDepth ? [BASE_CONTEXT, DEPTH_CONTEXT] : [BASE_CONTEXT];
 }
 
 /** Contexts matching NBD_OPT_LIST_META_CONTEXT queries (all of them for an empty query list). */

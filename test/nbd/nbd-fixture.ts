@@ -29,7 +29,7 @@ export interface ServedImage {
  */
 export async function serveRawImage(
   t: Pick<TestContext, 'after'>,
-  options: { size?: number; content?: Uint8Array; name?: string; writable?: boolean; server?: NbdServerOptions } = {},
+  options: { size?: number; content?: Uint8Array; name?: string; writable?: boolean; allocationDepth?: boolean; server?: NbdServerOptions } = {},
 ): Promise<ServedImage> {
   const dir = await tempDir(t, 'livebackup-nbd-');
   const image = join(dir, 'disk.raw');
@@ -38,7 +38,7 @@ export async function serveRawImage(
   const node = await graph.open({ driver: 'raw', discard: 'unmap', file: { driver: 'file', filename: image } });
   const server = new NbdServer(options.server);
   const name = options.name ?? 'disk';
-  server.addExport({ name, node, writable: options.writable ?? true, description: 'test disk' });
+  server.addExport({ name, node, writable: options.writable ?? true, description: 'test disk', allocationDepth: options.allocationDepth });
   const socket = join(dir, 'nbd.sock');
   await server.listen({ type: 'unix', path: socket });
   t.after(async () => {

@@ -137,17 +137,17 @@ test('TCP export: nbd://127.0.0.1:PORT/EXPORT with qemu-img and nbdinfo', { skip
   assert.ok(image.subarray(MiB, MiB + 65536).every((byte) => byte === 0x5a));
 });
 
-test('nbdinfo --json of our export equals qemu-nbd serving the same image (writable and read-only)', { skip: skipUnlessTools('nbdinfo', 'qemu-nbd') }, async (t) => {
-  for (const writable of [true, false]) {
-    const served = await serveRawImage(t, { size: 3 * MiB, writable });
-    const peerArgs = ['-f', 'raw', '-x', 'disk', '-A', '-D', 'test disk', ...(writable ? [] : ['-r'])];
+test('nbdinfo --json of our export equals qemu-nbd serving the same image (writable, read-only, without allocation depth)', { skip: skipUnlessTools('nbdinfo', 'qemu-nbd') }, async (t) => {
+  for (const [writable, allocationDepth] of [[true, true], [false, true], [true, false]]) {
+    const served = await serveRawImage(t, { size: 3 * MiB, writable, allocationDepth });
+    const peerArgs = ['-f', 'raw', '-x', 'disk', '-D', 'test disk', ...(allocationDepth ? ['-A'] : []), ...(writable ? [] : ['-r'])];
     const peerSocket = await startQemuNbd(t, served.dir, served.image, peerArgs);
     const describe = async (uri: string) => {
       const info = JSON.parse(await runOk('nbdinfo', ['--json', uri])) as { exports: Array<Record<string, unknown>> };
       for (const entry of info.exports) delete entry.uri;
       return info;
     };
-    assert.deepEqual(await describe(served.uri), await describe(`nbd+unix:///disk?socket=${peerSocket}`), `writable=${writable}`);
+    assert.deepEqual(await describe(served.uri), await describe(`nbd+unix:///disk?socket=${peerSocket}`), `writable=${writable} allocationDepth=${allocationDepth}`);
   }
 });
 
