@@ -142,3 +142,62 @@ test('output is formatted like QEMU: spaces after separators, upper-case escapes
   assert.equal(toQmpJson({ a: 1, b: [1, 2], c: {}, d: [], e: 'a/b\u007f\u0001\n"\\é😀', f: 12345678901234567890n, g: undefined, h: null }),
     '{"a": 1, "b": [1, 2], "c": {}, "d": [], "e": "a/b\\u007F\\u0001\\n\\"\\\\\\u00E9\\uD83D\\uDE00", "f": 12345678901234567890, "h": null}');
 });
+
+/** A random JSON value (no noncharacters or lone surrogates: QEMU refuses those). */
+function randomValue(random: SeededRandom, depth: number): unknown {
+  const kind = random.int(0, depth > 3 ? 4 : 6);
+  switch (kind) {
+    case 0: return null;
+    case 1: return random.chance(0.5);
+    case 2: return random.chance(0.5) ? random.int(-1e9, 1e9) : random.int(-1e6, 1e6) / 64;
+    case 3:
+    case 4: {
+      let text = '';
+      const length = random.int(0, 12);
+      for (let i = 0; i < length; i++) {
+        const pick = random.int(0, 3);
+        text += pick === 0 ? String.fromCharCode(random.int(0, 0x7f)) : pick === 1 ? String.fromCharCode(random.int(0x80, 0xd7ff)) : pick === 2 ? '"\\\'' [random.int(0, 2)]! : String.fromCodePoint(random.int(0x10000, 0x1fffd));
+      }
+      return text;
+    }
+    case 5: return Array.from({ length: random.int(0, 4) }, () => randomValue(random, depth + 1));
+    default: {
+      const value: Record<string, unknown> = {};
+      for (let i = random.int(0, 4); i > 0; i--) value[`k${random.int(0, 9)}`] = randomValue(random, depth + 1);
+      return value;
+    }
+  }
+}
+
+test('random JSON documents parse to what JSON.parse gives, whatever the chunking', () => {
+  const random = new SeededRandom(20261127);
+  for (let round = 0; round < 300; round++) {
+    const values = Array.from({ length: random.int(1, 4) }, () => randomValue(random, 0));
+    const text = values.map((value) => JSON.stringify(value)).join(random.pick(['', ' ', '\n', '\r\n\t']));
+    const bytes = Buffer.from(text);
+    const chunks: number[] = [];
+    for (let left = bytes.length; left > 0; ) {
+      const size = Math.min(left, random.int(1, 40));
+      chunks.push(size);
+      left -= size;
+    }
+    const parsed = summary(collect(bytes, chunks));
+    // Scalars only form messages once the next byte shows they ended; compare the composite ones.
+    const expected = values.map((value) => JSON.parse(JSON.stringify(value)) as unknown);
+    const composite = (value: unknown): boolean => typeof value === 'object' && value !== null;
+    assert.deepEqual(parsed.filter(composite), expected.filter(composite), `seed ${random.seed}, round ${round}: ${text}`);
+  }
+});
+
+test('random garbage never throws; the stream always recovers for the next good message', () => {
+  const random = new SeededRandom(777);
+  for (let round = 0; round < 300; round++) {
+    const garbage = random.bytes(random.int(1, 200));
+    const messages = collect(Buffer.concat([garbage, Buffer.from('\n{"after":1}\n')]), [random.int(1, 50)]);
+    for (const message of messages) assert.ok(message.kind === 'value' || (typeof message.message === 'string' && !message.fatal));
+    // Unbalanced garbage may swallow the good message; a second newline-separated one after
+    // closing whatever is open must still come through.
+    const closing = collect(Buffer.concat([garbage, Buffer.from(`\n${']}'.repeat(200)}\n{"after":2}\n`)]));
+    assert.deepEqual(summary(closing).at(-1), { after: 2 }, `seed ${random.seed}, round ${round}`);
+  }
+});
