@@ -30,3 +30,4 @@ export { Job, type JobOptions, type JobResult, type JobStatus, type JobVerb, typ
 export { JobRegistry } from './job/job-registry.js';
 export { RateLimit } from './job/rate-limit.js';
 export { HBitmap } from './bitmap/hbitmap.js';
+export { StorageDaemon, type StorageDaemonOptions } from './daemon/storage-daemon.js';

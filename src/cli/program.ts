@@ -9,6 +9,7 @@ import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { registerImgCommand } from './img.js';
 import { registerDemoCommand } from './demo.js';
 import { registerBackupCommand } from './backup-command.js';
+import { registerDaemonCommand } from '../daemon/daemon-command.js';
 
 export { EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
 
@@ -44,6 +45,7 @@ export function buildProgram(context: CommandContext): Command {
   registerImgCommand(program, context);
   registerBackupCommand(program, context);
   registerDemoCommand(program, context);
+  registerDaemonCommand(program, context);
   return program;
 }
 

@@ -1,0 +1,111 @@
+/**
+ * StorageDaemon: the object behind `livebackup daemon` (QEMU's
+ * qemu-storage-daemon). It owns a block graph, a job registry, the export
+ * table with its NBD server, and a QMP server on which every command is
+ * registered. Job events and BLOCK_EXPORT_DELETED reach every QMP client.
+ *
+ *   const daemon = new StorageDaemon();
+ *   await daemon.addBlockdev({ driver: 'qcow2', 'node-name': 'disk', file: { driver: 'file', filename: '/d.qcow2' } });
+ *   await daemon.qmp.listenUnix('/run/lb.sock');
+ *   await daemon.closed;   // after `quit` or shutdown()
+ *
+ * Shutdown (quit, SIGTERM) follows qemu-storage-daemon 7.2: exports are
+ * deleted (BLOCK_EXPORT_DELETED), running jobs are cancelled and their
+ * events sent, then every image is flushed and closed (qcow2 marks itself
+ * clean), and the QMP clients are disconnected. Like qsd, no SHUTDOWN
+ * event is sent.
+ */
+import { BlockGraph } from '../block/block-graph.js';
+import type { BlockNode } from '../block/block-node.js';
+import { registerDriver, findDriver } from '../block/driver-registry.js';
+import { JobRegistry } from '../job/job-registry.js';
+import { nbdDriverFactory } from '../nbd/nbd-driver.js';
+import { QmpServer } from '../qmp/server.js';
+import type { QmpLogger } from '../qmp/trace.js';
+import { addBlockdev } from '../commands/block-commands.js';
+import { BlockExportTable } from '../commands/block-export-table.js';
+import type { CommandServices } from '../commands/command-services.js';
+import { addBlockExport, startNbdServer, type BlockExportArgs, type NbdServerArgs } from '../commands/export-commands.js';
+import { registerDaemonCommands } from '../commands/register-commands.js';
+
+export interface StorageDaemonOptions {
+  /** Where QMP connection changes and unexpected failures go (a pino logger fits). */
+  readonly logger?: QmpLogger;
+}
+
+export class StorageDaemon implements CommandServices {
+  readonly graph = new BlockGraph();
+  readonly jobs = new JobRegistry();
+  readonly exports: BlockExportTable;
+  readonly qmp: QmpServer;
+  /** Resolves once shutdown() has finished. */
+  readonly closed: Promise<void>;
+  private shutdownStarted = false;
+  private resolveClosed!: () => void;
+  private readonly unsubscribeJobs: () => void;
+
+  constructor(options: StorageDaemonOptions = {}) {
+    // The nbd client driver is available to blockdev-add in the daemon.
+    if (!findDriver('nbd')) registerDriver(nbdDriverFactory);
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    this.qmp = new QmpServer({ onQuit: () => void this.shutdown(), logger: options.logger });
+    this.exports = new BlockExportTable((id) => this.emitEvent('BLOCK_EXPORT_DELETED', { id }));
+    this.unsubscribeJobs = this.jobs.onEvent((event) => this.emitEvent(event.event, event.data));
+    registerDaemonCommands(this.qmp, this);
+  }
+
+  /** Broadcast a QMP event to every negotiated client. */
+  emitEvent(event: string, data?: Record<string, unknown>): void {
+    this.qmp.emitEvent(event, data);
+  }
+
+  /** Open a node from schema-checked BlockdevOptions (--blockdev, blockdev-add). */
+  addBlockdev(options: Record<string, unknown>): Promise<BlockNode> {
+    return addBlockdev(this.graph, options);
+  }
+
+  /** Start the NBD server from NbdServerOptions (--nbd-server). */
+  startNbdServer(options: NbdServerArgs): Promise<void> {
+    return startNbdServer(this, options);
+  }
+
+  /** Add an export from BlockExportOptions (--export). */
+  addExport(options: BlockExportArgs): void {
+    addBlockExport(this, options);
+  }
+
+  /** True once shutdown() was called. */
+  get shuttingDown(): boolean {
+    return this.shutdownStarted;
+  }
+
+  /**
+   * Stop everything, in qemu-storage-daemon's order: exports (with
+   * BLOCK_EXPORT_DELETED), jobs (cancelled, their events sent), images
+   * (flushed and closed), QMP. Idempotent; resolves when done.
+   */
+  async shutdown(): Promise<void> {
+    if (this.shutdownStarted) return this.closed;
+    this.shutdownStarted = true;
+    try {
+      await this.exports.close().catch((error) => this.qmp.logger?.warn({ err: error }, 'closing exports failed'));
+      const jobs = this.jobs.list();
+      for (const job of jobs) {
+        try {
+          job.cancel(true);
+        } catch {
+          // Already concluded or finishing: it ends by itself.
+        }
+      }
+      await Promise.all(jobs.map((job) => job.done));
+      await this.graph.closeAll().catch((error) => this.qmp.logger?.warn({ err: error }, 'closing block nodes failed'));
+      this.unsubscribeJobs();
+      await this.qmp.close();
+    } finally {
+      this.resolveClosed();
+    }
+    return this.closed;
+  }
+}
