@@ -29,6 +29,8 @@ export interface NbdExportOptions {
    * layer passes that through.
    */
   readonly allocationDepth?: boolean;
+  /** Make every write durable before it is acknowledged, as if sent with FUA (QMP `writethrough`; default false). */
+  readonly writethrough?: boolean;
   /** Reserved: name of a dirty bitmap to expose as qemu:dirty-bitmap:NAME. */
   readonly bitmap?: string;
 }
@@ -41,6 +43,7 @@ export interface NbdExport {
   readonly description: string | undefined;
   readonly multiConn: boolean;
   readonly allocationDepth: boolean;
+  readonly writethrough: boolean;
   readonly bitmap: string | undefined;
 }
 
@@ -72,6 +75,7 @@ export class NbdExportRegistry {
       description: options.description,
       multiConn: options.multiConn ?? true,
       allocationDepth: options.allocationDepth ?? true,
+      writethrough: options.writethrough ?? false,
       bitmap: options.bitmap,
     };
     this.exports.set(entry.name, entry);

@@ -40,7 +40,7 @@ import {
 } from './protocol.js';
 import { planRead, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
-import { negotiateServerSide, type ExportLookup, type NegotiatedSession } from './server-handshake.js';
+import { negotiateServerSide, type ExportLookup, type HandshakePolicy, type NegotiatedSession } from './server-handshake.js';
 import { endAndClose, waitForDrain } from './socket-output.js';
 import { SocketReader } from './socket-reader.js';
 import { disconnectChannel, requestChannel, type DisconnectTrace, type RequestTrace } from './trace.js';
@@ -58,6 +58,7 @@ export interface ConnectionLimits {
 /** What the server tells a connection about itself. */
 export interface ConnectionHost {
   readonly exports: ExportLookup;
+  readonly policy: HandshakePolicy;
   readonly limits: ConnectionLimits;
   /** Where READ reply buffers come from and go back to once sent. */
   readonly buffers: BufferPool;
@@ -106,7 +107,7 @@ export class NbdServerConnection {
     try {
       const timer = this.host.limits.handshakeTimeoutMs > 0 ? setTimeout(() => this.socket.destroy(), this.host.limits.handshakeTimeoutMs) : undefined;
       try {
-        this.session = await negotiateServerSide(this.socket, this.reader, this.host.exports);
+        this.session = await negotiateServerSide(this.socket, this.reader, this.host.exports, this.host.policy);
       } finally {
         clearTimeout(timer);
       }
@@ -206,11 +207,11 @@ export class NbdServerConnection {
           }
         }
         case NBD_CMD_WRITE:
-          await node.write(request.offset, payload!, { fua });
+          await node.write(request.offset, payload!, { fua: fua || entry.writethrough });
           break;
         case NBD_CMD_WRITE_ZEROES:
           await node.writeZeroes(request.offset, request.length, {
-            fua,
+            fua: fua || entry.writethrough,
             mayUnmap: (request.flags & NBD_CMD_FLAG_NO_HOLE) === 0,
             noFallback: (request.flags & NBD_CMD_FLAG_FAST_ZERO) !== 0,
           });

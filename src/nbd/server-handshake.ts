@@ -80,8 +80,19 @@ export interface ExportLookup {
   list(): NbdExport[];
 }
 
+/** Server-wide facts the handshake announces. */
+export interface HandshakePolicy {
+  /** The server admits more than one client at once (else no NBD_FLAG_CAN_MULTI_CONN). */
+  readonly severalClients: boolean;
+}
+
 /** Run the handshake. Resolves with the session, or undefined when the client aborted. */
-export async function negotiateServerSide(socket: Socket, reader: SocketReader, exports: ExportLookup): Promise<NegotiatedSession | undefined> {
+export async function negotiateServerSide(
+  socket: Socket,
+  reader: SocketReader,
+  exports: ExportLookup,
+  policy: HandshakePolicy,
+): Promise<NegotiatedSession | undefined> {
   socket.write(encodeServerGreeting(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES));
   const clientFlags = decodeClientFlags(await reader.read(4));
   if ((clientFlags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) !== 0) {
@@ -99,7 +110,7 @@ export async function negotiateServerSide(socket: Socket, reader: SocketReader, 
     export: entry,
     structuredReplies,
     metaContexts: selected?.exportName === entry.name ? selected.contexts : [],
-    transmissionFlags: transmissionFlagsFor(entry, structuredReplies),
+    transmissionFlags: transmissionFlagsFor(entry, structuredReplies, policy.severalClients),
   });
 
   for (;;) {

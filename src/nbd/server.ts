@@ -24,7 +24,11 @@ export type NbdListenAddress =
 export type NbdBoundAddress = { readonly type: 'unix'; readonly path: string } | { readonly type: 'inet'; readonly host: string; readonly port: number };
 
 export interface NbdServerOptions {
-  /** Clients connected at once over all listeners; further connections are closed at once (default: no limit). */
+  /**
+   * Clients connected at once over all listeners; further connections are
+   * closed at once (default: no limit). With 1, exports do not announce
+   * NBD_FLAG_CAN_MULTI_CONN (as QEMU's max-connections).
+   */
   readonly maxConnections?: number;
   /** Milliseconds a client may take for the handshake (default 10000; 0: no limit). */
   readonly handshakeTimeoutMs?: number;
@@ -58,7 +62,12 @@ export class NbdServer {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
     };
     this.maxConnections = positive(options.maxConnections, Number.POSITIVE_INFINITY, 'max-connections');
-    this.host = { exports: this.registry, limits, buffers: new BufferPool(limits.maxInFlightBytes) };
+    this.host = {
+      exports: this.registry,
+      policy: { severalClients: this.maxConnections !== 1 },
+      limits,
+      buffers: new BufferPool(limits.maxInFlightBytes),
+    };
   }
 
   /**

@@ -9,7 +9,7 @@ const SIZE = 1 << 20;
 
 function context(writable: boolean, structuredReplies = true, metaContextCount = 1): RequestContext {
   const { node } = memoryNode(SIZE);
-  const entry = { name: 'e', node, writable, description: undefined, multiConn: true, allocationDepth: true, bitmap: undefined };
+  const entry = { name: 'e', node, writable, description: undefined, multiConn: true, allocationDepth: true, writethrough: false, bitmap: undefined };
   return { size: SIZE, writable, transmissionFlags: transmissionFlagsFor(entry, structuredReplies), structuredReplies, metaContextCount };
 }
 

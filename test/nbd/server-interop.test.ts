@@ -137,17 +137,27 @@ test('TCP export: nbd://127.0.0.1:PORT/EXPORT with qemu-img and nbdinfo', { skip
   assert.ok(image.subarray(MiB, MiB + 65536).every((byte) => byte === 0x5a));
 });
 
-test('nbdinfo --json of our export equals qemu-nbd serving the same image (writable, read-only, without allocation depth)', { skip: skipUnlessTools('nbdinfo', 'qemu-nbd') }, async (t) => {
-  for (const [writable, allocationDepth] of [[true, true], [false, true], [true, false]]) {
-    const served = await serveRawImage(t, { size: 3 * MiB, writable, allocationDepth });
-    const peerArgs = ['-f', 'raw', '-x', 'disk', '-D', 'test disk', ...(allocationDepth ? ['-A'] : []), ...(writable ? [] : ['-r'])];
+test('nbdinfo --json of our export equals qemu-nbd serving the same image (writable, read-only, no allocation depth, one client)', { skip: skipUnlessTools('nbdinfo', 'qemu-nbd') }, async (t) => {
+  const cases = [
+    { writable: true, allocationDepth: true, maxConnections: undefined },
+    { writable: false, allocationDepth: true, maxConnections: undefined },
+    { writable: true, allocationDepth: false, maxConnections: undefined },
+    { writable: true, allocationDepth: true, maxConnections: 1 },
+  ];
+  for (const { writable, allocationDepth, maxConnections } of cases) {
+    const served = await serveRawImage(t, { size: 3 * MiB, writable, allocationDepth, server: { maxConnections } });
+    const peerArgs = ['-f', 'raw', '-x', 'disk', '-D', 'test disk', '-e', String(maxConnections ?? 8)];
+    if (allocationDepth) peerArgs.push('-A');
+    if (!writable) peerArgs.push('-r');
     const peerSocket = await startQemuNbd(t, served.dir, served.image, peerArgs);
     const describe = async (uri: string) => {
       const info = JSON.parse(await runOk('nbdinfo', ['--json', uri])) as { exports: Array<Record<string, unknown>> };
       for (const entry of info.exports) delete entry.uri;
       return info;
     };
-    assert.deepEqual(await describe(served.uri), await describe(`nbd+unix:///disk?socket=${peerSocket}`), `writable=${writable} allocationDepth=${allocationDepth}`);
+    const ours = await describe(served.uri);
+    assert.deepEqual(ours, await describe(`nbd+unix:///disk?socket=${peerSocket}`), JSON.stringify({ writable, allocationDepth, maxConnections }));
+    assert.equal(ours.exports[0]!.can_multi_conn, maxConnections !== 1);
   }
 });
 
