@@ -132,10 +132,13 @@ export class QmpServer implements QmpSessionHost {
     for (const session of this.sessions) session.sendEvent(line);
   }
 
-  /** Stop listening, disconnect every client and remove the unix socket files. */
+  /**
+   * Stop listening, disconnect every client (after flushing replies already
+   * written) and remove the unix socket files.
+   */
   async close(): Promise<void> {
     const listeners = this.listeners.splice(0);
-    for (const session of [...this.sessions]) session.close();
+    for (const session of [...this.sessions]) session.shutdown();
     await Promise.all(listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await Promise.all(this.unixPaths.splice(0).map((path) => unlink(path).catch(() => undefined)));
   }

@@ -18,6 +18,7 @@ import { respondChannel } from './trace.js';
 
 const MAX_QUEUED_REQUESTS = 8;
 const MAX_UNREAD_OUTPUT_BYTES = 64 * 1024 * 1024;
+const SHUTDOWN_GRACE_MS = 2000;
 
 /** Capabilities offered in the greeting. No command supports out-of-band execution yet. */
 export const OFFERED_CAPABILITIES: readonly string[] = ['oob'];
@@ -76,7 +77,20 @@ export class QmpSession {
     if (this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) this.socket.destroy();
   }
 
-  /** Drop the connection. */
+  /**
+   * Server shutdown: stop answering, flush what was already written, then
+   * close. A client that does not read is cut off after a short grace time.
+   */
+  shutdown(): void {
+    if (this.closed) return;
+    this.queue.length = 0;
+    this.stream.end();
+    this.socket.end();
+    this.socket.destroySoon();
+    setTimeout(() => this.close(), SHUTDOWN_GRACE_MS).unref();
+  }
+
+  /** Drop the connection at once. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -84,6 +98,12 @@ export class QmpSession {
     this.queue.length = 0;
     this.socket.destroy();
     this.host.sessionClosed(this);
+  }
+
+  /** Write a line and resolve once it is handed to the OS (or the connection is gone). */
+  private writeFlushed(line: string): Promise<void> {
+    if (this.closed || !this.socket.writable) return Promise.resolve();
+    return new Promise((resolve) => this.socket.write(`${line}\r\n`, () => resolve()));
   }
 
   private writeLine(line: string): boolean {
@@ -119,7 +139,11 @@ export class QmpSession {
         const afterReply: Array<() => void> = [];
         const reply = await dispatchMessage(message, this.state, this.host, (callback) => afterReply.push(callback));
         if (respondChannel.hasSubscribers) respondChannel.publish({ sessionId: this.id, reply });
-        if (!this.writeLine(this.encodeReply(reply)) && !this.closed) {
+        const line = this.encodeReply(reply);
+        if (afterReply.length > 0) {
+          // Actions such as quit run only once the reply has left our buffers.
+          await this.writeFlushed(line);
+        } else if (!this.writeLine(line) && !this.closed) {
           // 'error' makes once() reject; the 'close' that follows ends the session anyway.
           await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]).catch(() => undefined);
         }
@@ -133,7 +157,7 @@ export class QmpSession {
         if (message.kind === 'error' && message.fatal) {
           this.host.logger?.warn({ sessionId: this.id, reason: message.message }, 'QMP client disconnected: input limit exceeded');
           this.socket.end();
-          this.socket.destroySoon?.();
+          this.socket.destroySoon();
           return;
         }
       }
