@@ -84,7 +84,6 @@ export class QmpSession {
   shutdown(): void {
     if (this.closed) return;
     this.queue.length = 0;
-    this.stream.end();
     this.socket.end();
     this.socket.destroySoon();
     setTimeout(() => this.close(), SHUTDOWN_GRACE_MS).unref();
