@@ -62,7 +62,7 @@ export function qsdBackupContender(context: ScenarioContext, source: BenchImage)
           ...qsdImageArgs('src', source.path, source.format, { readOnly: true }),
           ...qsdImageArgs('tgt', target, source.format),
         ]);
-        await qsdBackup(qsd.qmp, 'src', 'tgt');
+        await (await qsdBackup(qsd.qmp, 'src', 'tgt')).completed;
         const measurement = await qsd.quit();
         return { ...measurement, seconds: (performance.now() - started) / 1000 };
       }),

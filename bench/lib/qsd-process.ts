@@ -20,11 +20,16 @@ export interface QsdDaemon {
 
 let instance = 0;
 
-/** Start qsd with `args` (--blockdev, --nbd-server, --export ...) and connect to its monitor. */
-export async function startQsd(scratchDir: string, args: readonly string[]): Promise<QsdDaemon> {
+export const QSD_PROGRAM: readonly string[] = ['qemu-storage-daemon'];
+
+/**
+ * Start qsd (or a program taking the same options, `program`) with `args`
+ * (--blockdev, --nbd-server, --export ...) and connect to its monitor.
+ */
+export async function startQsd(scratchDir: string, args: readonly string[], program: readonly string[] = QSD_PROGRAM): Promise<QsdDaemon> {
   const socket = join(scratchDir, `qsd-${process.pid}-${instance++}.qmp`);
   const measured = spawnMeasured(
-    ['qemu-storage-daemon', '--chardev', `socket,id=qmp0,path=${socket},server=on,wait=off`, '--monitor', 'chardev=qmp0', ...args],
+    [...program, '--chardev', `socket,id=qmp0,path=${socket},server=on,wait=off`, '--monitor', 'chardev=qmp0', ...args],
     { scratchDir },
   );
   let exited = false;
@@ -59,9 +64,19 @@ export function qsdImageArgs(nodeName: string, filename: string, format: string,
   ];
 }
 
-/** Run blockdev-backup sync=full from `device` to `target` and wait for BLOCK_JOB_COMPLETED; throws on a job error. */
-export async function qsdBackup(qmp: QmpClient, device: string, target: string): Promise<void> {
-  await qmp.command('blockdev-backup', { 'job-id': 'bench', device, target, sync: 'full' });
-  const completed = await qmp.waitForEvent('BLOCK_JOB_COMPLETED', (event) => event.data?.device === 'bench', 600_000);
-  if (completed.data?.error) throw new Error(`qemu-storage-daemon backup failed: ${completed.data.error}`);
+let jobCounter = 0;
+
+/**
+ * Start blockdev-backup sync=full from `device` to `target`. Resolves once
+ * the job is created, with `completed`: its BLOCK_JOB_COMPLETED (which
+ * rejects when the job reports an error).
+ */
+export async function qsdBackup(qmp: QmpClient, device: string, target: string): Promise<{ readonly completed: Promise<void> }> {
+  const id = `bench${jobCounter++}`;
+  await qmp.command('blockdev-backup', { 'job-id': id, device, target, sync: 'full' });
+  const completed = qmp.waitForEvent('BLOCK_JOB_COMPLETED', (event) => event.data?.device === id, 600_000).then((event) => {
+    if (event.data?.error) throw new Error(`qemu-storage-daemon backup failed: ${event.data.error}`);
+  });
+  completed.catch(() => undefined);
+  return { completed };
 }

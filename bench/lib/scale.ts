@@ -39,7 +39,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 16 },
     sparseRaw: { virtualBytes: 8 * GiB, extentBytes: EXTENT, count: 2 },
     huge: { virtualBytes: TiB, extentBytes: EXTENT, count: 16 },
-    guestWrites: 200_000,
+    guestWrites: 50_000,
   },
   default: {
     name: 'default',
@@ -49,7 +49,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 8 },
     sparseRaw: { virtualBytes: 2 * GiB, extentBytes: EXTENT, count: 2 },
     huge: { virtualBytes: TiB, extentBytes: EXTENT, count: 8 },
-    guestWrites: 100_000,
+    guestWrites: 20_000,
   },
   quick: {
     name: 'quick',
@@ -59,7 +59,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 8 * GiB, extentBytes: EXTENT, count: 1 },
     sparseRaw: { virtualBytes: 512 * MiB, extentBytes: EXTENT, count: 1 },
     huge: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 1 },
-    guestWrites: 10_000,
+    guestWrites: 5_000,
   },
 };
 

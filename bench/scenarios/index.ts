@@ -2,7 +2,8 @@
 import type { Scenario } from '../lib/scenario.js';
 import { fullQcow2 } from './full-qcow2.js';
 import { fullRaw } from './full-raw.js';
+import { guestWrites } from './guest-writes.js';
 import { memory } from './memory.js';
 import { sparse } from './sparse.js';
 
-export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw, sparse, memory];
+export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw, sparse, guestWrites, memory];
