@@ -40,6 +40,8 @@ export class QmpSession {
   private closed = false;
   /** The client half-closed: answer what it sent, then close our side. */
   private inputEnded = false;
+  /** The server is closing: no new requests are taken. */
+  private shuttingDown = false;
   private readonly stream: JsonMessageStream;
 
   constructor(
@@ -83,6 +85,7 @@ export class QmpSession {
    */
   shutdown(): void {
     if (this.closed) return;
+    this.shuttingDown = true;
     this.queue.length = 0;
     this.socket.end();
     this.socket.destroySoon();
@@ -122,7 +125,7 @@ export class QmpSession {
   }
 
   private enqueue(message: JsonMessage): void {
-    if (this.closed) return;
+    if (this.closed || this.shuttingDown) return;
     this.queue.push(message);
     if (this.queue.length >= MAX_QUEUED_REQUESTS) this.socket.pause();
     void this.processQueue();
