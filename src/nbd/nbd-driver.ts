@@ -18,7 +18,7 @@ import {
   NBD_MAX_PAYLOAD,
   NBD_STATE_ZERO,
 } from './protocol.js';
-import { NBD_DEFAULT_PORT, type NbdAddress } from './uri.js';
+import { socketAddressFromQapi } from './qapi-socket-address.js';
 
 /** Largest block status query sent at once (the wire length is 32 bits). */
 const MAX_STATUS_QUERY = 1024 * 1024 * 1024;
@@ -90,23 +90,6 @@ export class NbdDriver implements BlockDriver {
   }
 }
 
-/** The `server` option (QAPI SocketAddress, unix or inet form) as an address. */
-function serverAddress(value: unknown): NbdAddress {
-  const server = value as Record<string, unknown>;
-  const bad = (why: string) => new LivebackupError('INVALID_ARGUMENT', `Parameter 'server' ${why}`);
-  if (server.type === 'unix') {
-    if (typeof server.path !== 'string' || server.path === '') throw bad("of type 'unix' needs a 'path' string");
-    return { type: 'unix', path: server.path };
-  }
-  if (server.type === 'inet') {
-    if (typeof server.host !== 'string' || server.host === '') throw bad("of type 'inet' needs a 'host' string");
-    const port = server.port === undefined ? NBD_DEFAULT_PORT : Number(server.port);
-    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw bad(`has an invalid port '${String(server.port)}'`);
-    return { type: 'inet', host: server.host, port };
-  }
-  throw bad(`type must be 'unix' or 'inet', not '${String(server.type)}'`);
-}
-
 export const nbdDriverFactory: BlockDriverFactory = {
   name: 'nbd',
   options: {
@@ -122,7 +105,7 @@ export const nbdDriverFactory: BlockDriverFactory = {
   async open(args: DriverOpenArgs): Promise<BlockDriver> {
     if (args.options['tls-creds'] !== undefined) throw new LivebackupError('UNSUPPORTED', 'NBD over TLS is not supported');
     if (args.options['x-dirty-bitmap'] !== undefined) throw new LivebackupError('UNSUPPORTED', "Parameter 'x-dirty-bitmap' is not supported");
-    const address = serverAddress(args.options.server);
+    const address = socketAddressFromQapi(args.options.server, 'server');
     const exportName = (args.options.export as string | undefined) ?? '';
     const client = await NbdClient.connect(address, { exportName, metaContexts: [BASE_ALLOCATION] });
     if (client.readOnly && !args.readOnly) {

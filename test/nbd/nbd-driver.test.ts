@@ -52,7 +52,7 @@ test('nbd driver: bad options and a read-only export opened writable are refused
   const served = await serveRawImage(t, { size: MiB, writable: false });
   const graph = new BlockGraph();
   await assert.rejects(graph.open({ driver: 'nbd', server: { type: 'unix', path: served.socket }, export: 'disk' }), isError('INVALID_ARGUMENT'));
-  await assert.rejects(graph.open({ driver: 'nbd', server: { type: 'vsock' } }), (e: unknown) => isError('INVALID_ARGUMENT')(e) && /unix.*inet/.test(String(e)));
+  await assert.rejects(graph.open({ driver: 'nbd', server: { type: 'pigeon' } }), (e: unknown) => isError('INVALID_ARGUMENT')(e) && /'server'.*unix.*inet/.test(String(e)));
   await assert.rejects(graph.open({ driver: 'nbd', 'read-only': true, server: { type: 'unix', path: served.socket }, export: 'nope' }), isError('NOT_FOUND'));
   const node = await graph.open({ driver: 'nbd', 'read-only': true, server: { type: 'unix', path: served.socket }, export: 'disk' });
   await node.close();
