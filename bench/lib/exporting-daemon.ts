@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { BenchImage } from './bench-images.js';
 import type { Measurement } from './pairs.js';
-import { spawnMeasured, runTool } from './processes.js';
+import { runTool, spawnMeasured, waitForSocket } from './processes.js';
 import { QSD_PROGRAM, qsdBackup, qsdImageArgs, startQsd } from './qsd-process.js';
 
 export const EXPORT_NAME = 'disk';
@@ -80,6 +80,24 @@ export function qmpDaemonLauncher(program: readonly string[]): DaemonLauncher {
 
 /** qemu-storage-daemon itself. */
 export const launchQsdExport: DaemonLauncher = qmpDaemonLauncher(QSD_PROGRAM);
+
+/**
+ * qemu-nbd serving the image (read-only unless writable), up to 8 clients
+ * at once. It cannot run backups, and it exits by itself when its last
+ * client disconnects, which is what quit() waits for.
+ */
+export const launchQemuNbd: DaemonLauncher = async ({ image, writable, scratchDir }) => {
+  const socket = socketPath(scratchDir, 'qemu-nbd');
+  const argv = ['qemu-nbd', '-f', image.format, '-k', socket, '-x', EXPORT_NAME, '-e', '8', image.path];
+  if (!writable) argv.splice(1, 0, '-r');
+  const server = spawnMeasured(argv, { scratchDir });
+  await waitForSocket(socket, server);
+  return {
+    uri: nbdUri(socket),
+    startBackup: () => Promise.reject(new Error('qemu-nbd cannot run a backup')),
+    quit: () => server.exited,
+  };
+};
 
 const BENCH_DAEMON = fileURLToPath(new URL('./bench-daemon.js', import.meta.url));
 

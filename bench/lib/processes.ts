@@ -7,9 +7,10 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, constants } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Measurement } from './pairs.js';
 
 const GNU_TIME = '/usr/bin/time';
@@ -119,6 +120,25 @@ function pollVmHwm(child: ChildProcess): { stop(): number | undefined } {
       return peak;
     },
   };
+}
+
+/**
+ * Wait until `path` is a listening unix socket (servers create it when
+ * they are ready); rejects if `process` exits first.
+ */
+export async function waitForSocket(path: string, measured: MeasuredProcess): Promise<void> {
+  let exited = false;
+  measured.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  while (!(await stat(path).then((info) => info.isSocket(), () => false))) {
+    if (exited) {
+      await measured.exited;
+      throw new Error(`${measured.child.spawnargs.join(' ')} exited before listening on ${path}: ${measured.stderr()}`);
+    }
+    await sleep(2);
+  }
 }
 
 /** Run a helper command (not measured) that must succeed; resolves with its stdout. */

@@ -5,11 +5,9 @@
  * the process has exited.
  */
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { QmpClient } from '../../test/helpers/qmp-client.js';
 import type { Measurement } from './pairs.js';
-import { spawnMeasured, type MeasuredProcess } from './processes.js';
+import { spawnMeasured, waitForSocket, type MeasuredProcess } from './processes.js';
 
 export interface QsdDaemon {
   readonly qmp: QmpClient;
@@ -32,15 +30,7 @@ export async function startQsd(scratchDir: string, args: readonly string[], prog
     [...program, '--chardev', `socket,id=qmp0,path=${socket},server=on,wait=off`, '--monitor', 'chardev=qmp0', ...args],
     { scratchDir },
   );
-  let exited = false;
-  measured.exited.then(
-    () => (exited = true),
-    () => (exited = true),
-  );
-  while (!(await stat(socket).then((info) => info.isSocket(), () => false))) {
-    if (exited) await measured.exited;
-    await sleep(2);
-  }
+  await waitForSocket(socket, measured);
   const qmp = await QmpClient.connect(socket);
   return {
     qmp,

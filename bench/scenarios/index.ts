@@ -4,6 +4,7 @@ import { fullQcow2 } from './full-qcow2.js';
 import { fullRaw } from './full-raw.js';
 import { guestWrites } from './guest-writes.js';
 import { memory } from './memory.js';
+import { nbdRead } from './nbd-read.js';
 import { sparse } from './sparse.js';
 
-export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw, sparse, guestWrites, memory];
+export const SCENARIOS: readonly Scenario[] = [fullQcow2, fullRaw, sparse, guestWrites, nbdRead, memory];
