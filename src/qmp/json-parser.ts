@@ -144,9 +144,13 @@ function unicodeEscape(text: Buffer, at: number, end: number): string {
   return String.fromCharCode(unit);
 }
 
+/** uint64 has at most 20 digits; longer literals (with sign) are doubles without converting to bigint. */
+const MAX_INT64_LITERAL_LENGTH = 21;
+
 function integerValue(text: string): number | bigint {
   const value = Number(text);
   if (Number.isSafeInteger(value)) return value === 0 ? 0 : value;
+  if (text.length > MAX_INT64_LITERAL_LENGTH) return value;
   const exact = BigInt(text);
   if (exact >= INT64_MIN && exact <= UINT64_MAX) return exact;
   return value;

@@ -122,6 +122,8 @@ test('integers keep their exact value: safe ones as numbers, int64/uint64 ones a
     9007199254740991, 12345678901234567890n, -9223372036854775808n, Infinity, 0, 1.5,
   ]);
   assert.equal(parseJsonText('123456789012345678901234'), 1.2345678901234568e23);
+  assert.equal(parseJsonText('-18446744073709551615'), -18446744073709552000);
+  assert.deepEqual(parseJsonText(`[${'9'.repeat(5_000_000)}]`), [Infinity], 'a huge literal is a double, quickly');
 });
 
 test('"__proto__" is an ordinary key', () => {
