@@ -5,7 +5,6 @@
  * normalised for comparison.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,7 +42,13 @@ export async function startQsd(t: Pick<TestContext, 'after'>, args: readonly str
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   let exited = child.exitCode !== null;
-  const exit = once(child, 'exit').then(() => {
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (error) => {
+      stderr += `${error.message}\n`; // e.g. not installed: spawn fails without an exit event
+      resolve();
+    });
+  }).then(() => {
     exited = true;
   });
   const stop = async (): Promise<void> => {
