@@ -225,7 +225,7 @@ test('a message over 16 MiB is cut off with an error, and other clients are stil
   assert.equal((await bystander.execute('query-version', undefined, { id: 'still here' })).id, 'still here');
 });
 
-test('a client that sends many requests without reading gets every reply, in order', async (t) => {
+test('a client that sends many requests in one go gets every reply, in order', async (t) => {
   const { path } = await startServer(t);
   const client = await connected(t, path);
   const count = 2000;
