@@ -8,6 +8,7 @@
 /** Smallest pooled size class; smaller requests use plain allocations. */
 const MIN_CLASS = 64 * 1024;
 
+/** Reusable buffers by size class; not thread-shared (one event loop). */
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private pooledBytes = 0;

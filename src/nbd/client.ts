@@ -54,7 +54,8 @@ import { parseNbdUri, type NbdAddress } from './uri.js';
 /** Largest non-data chunk payload accepted from a server (block status of 2^20 extents, error texts). */
 const MAX_CHUNK_PAYLOAD = 4 + 8 * 1024 * 1024 + 64;
 
-export interface NbdClientOptions extends ClientHandshakeOptions {}
+/** How to connect: export name, structured replies, metadata contexts. */
+export type NbdClientOptions = ClientHandshakeOptions;
 
 /** Flags of write-type client calls. */
 export interface NbdWriteOptions {
@@ -84,6 +85,7 @@ interface PendingRequest {
   readonly reject: (error: Error) => void;
 }
 
+/** One NBD connection in the transmission phase; see the file comment. Safe for concurrent calls. */
 export class NbdClient {
   private readonly socket: Socket;
   private readonly reader: SocketReader;

@@ -47,6 +47,7 @@ export interface NbdExport {
   readonly bitmap: string | undefined;
 }
 
+/** The name -> export table; the server decides when removal is allowed. */
 export class NbdExportRegistry {
   private readonly exports = new Map<string, NbdExport>();
 

@@ -23,6 +23,7 @@ import { socketAddressFromQapi } from './qapi-socket-address.js';
 /** Largest block status query sent at once (the wire length is 32 bits). */
 const MAX_STATUS_QUERY = 1024 * 1024 * 1024;
 
+/** A BlockDriver over one NbdClient connection (see the file comment). */
 export class NbdDriver implements BlockDriver {
   readonly driverName = 'nbd';
   readonly isFormat = false;

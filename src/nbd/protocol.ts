@@ -241,6 +241,7 @@ export function encodeClientFlags(flags: number): Buffer {
   return buf;
 }
 
+/** The 32-bit client flags. */
 export function decodeClientFlags(buf: Uint8Array): number {
   return viewOf(buf).getUint32(0);
 }
@@ -308,6 +309,7 @@ export interface GoOptionData {
   readonly infoRequests: readonly number[];
 }
 
+/** C: name length, name, info request count, info requests. */
 export function encodeGoOptionData(data: GoOptionData): Buffer {
   const name = encodeString(data.name, 'export name');
   const buf = Buffer.alloc(4 + name.length + 2 + 2 * data.infoRequests.length);
@@ -339,6 +341,7 @@ export interface MetaContextOptionData {
   readonly queries: readonly string[];
 }
 
+/** C: export name length, name, query count, then length-prefixed queries. */
 export function encodeMetaContextOptionData(data: MetaContextOptionData): Buffer {
   const name = encodeString(data.exportName, 'export name');
   const queries = data.queries.map((query) => encodeString(query, 'meta context query'));
@@ -392,6 +395,7 @@ export function encodeServerReplyData(name: string, description = ''): Buffer {
   return buf;
 }
 
+/** NBD_REP_SERVER data; PROTOCOL_ERROR when the name length runs past it. */
 export function decodeServerReplyData(buf: Uint8Array): { name: string; description: string } {
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (view.length < 4) throw protocolError('NBD_REP_SERVER data too short');
@@ -412,6 +416,7 @@ export function encodeMetaContextReplyData(id: number, name: string): Buffer {
   return buf;
 }
 
+/** NBD_REP_META_CONTEXT data; PROTOCOL_ERROR when shorter than the id. */
 export function decodeMetaContextReplyData(buf: Uint8Array): { id: number; name: string } {
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (view.length < 4) throw protocolError('NBD_REP_META_CONTEXT data too short');
@@ -541,6 +546,7 @@ export interface SimpleReply {
   readonly cookie: bigint;
 }
 
+/** The 16-byte simple reply; PROTOCOL_ERROR on a bad magic. */
 export function decodeSimpleReply(buf: Uint8Array): SimpleReply {
   const view = Buffer.from(buf.buffer, buf.byteOffset, SIMPLE_REPLY_LENGTH);
   if (view.readUInt32BE(0) !== NBD_SIMPLE_REPLY_MAGIC) throw protocolError('bad simple reply magic');
@@ -569,6 +575,7 @@ function writeStructuredHeader(buf: Buffer, header: StructuredChunkHeader): void
   buf.writeUInt32BE(header.length >>> 0, 16);
 }
 
+/** The 20-byte structured chunk header; PROTOCOL_ERROR on a bad magic. */
 export function decodeStructuredHeader(buf: Uint8Array): StructuredChunkHeader {
   const view = Buffer.from(buf.buffer, buf.byteOffset, STRUCTURED_HEADER_LENGTH);
   if (view.readUInt32BE(0) !== NBD_STRUCTURED_REPLY_MAGIC) throw protocolError('bad structured reply magic');
