@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseOptionArgument } from '../../src/qmp/command-line-option.js';
 import { parseKeyval } from '../../src/qmp/keyval.js';
-import { BLOCKDEV_OPTION_REFUSALS, BlockdevOptions } from './blockdev-test-schema.js';
+import { BLOCKDEV_OPTION_REFUSALS, BlockdevOptions, BlockExportOptions, EXPORT_OPTION_REFUSALS } from './qapi-test-schema.js';
 
 const options = (text: string, impliedKey?: string): unknown => parseKeyval(text, impliedKey).options;
 
@@ -77,5 +77,19 @@ test('option arguments: keyval or JSON, checked against the schema with qsd text
   // Each expected text is what qemu-storage-daemon 7.2 prints (keyval-interop.test.ts checks that).
   for (const [text, message] of BLOCKDEV_OPTION_REFUSALS) {
     assert.throws(() => parseOptionArgument(text, BlockdevOptions, { impliedKey: 'driver' }), { message }, text);
+  }
+});
+
+test('export option arguments: nested unions, sizes, lists of alternates, with qsd texts', () => {
+  assert.deepEqual(
+    parseOptionArgument('vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/x.sock,logical-block-size=4k,num-queues=2', BlockExportOptions, { impliedKey: 'type' }),
+    { type: 'vhost-user-blk', id: 'e', 'node-name': 'n0', addr: { type: 'unix', path: '/x.sock' }, 'logical-block-size': 4096, 'num-queues': 2 },
+  );
+  assert.deepEqual(
+    parseOptionArgument('nbd,id=e,node-name=n0,bitmaps.0=b0,bitmaps.1.node=n1,bitmaps.1.name=b1', BlockExportOptions, { impliedKey: 'type' }),
+    { type: 'nbd', id: 'e', 'node-name': 'n0', bitmaps: ['b0', { node: 'n1', name: 'b1' }] },
+  );
+  for (const [text, message] of EXPORT_OPTION_REFUSALS) {
+    assert.throws(() => parseOptionArgument(text, BlockExportOptions, { impliedKey: 'type' }), { message }, text);
   }
 });

@@ -11,7 +11,7 @@ import { QmpServer } from '../../src/qmp/server.js';
 import { skipUnlessTools } from '../helpers/tools.js';
 import { runTranscript, startQsd, type TranscriptStep } from '../helpers/qsd.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { BlockdevOptions } from './blockdev-test-schema.js';
+import { BlockdevOptions } from './qapi-test-schema.js';
 
 const skip = skipUnlessTools('qemu-storage-daemon');
 

@@ -4,7 +4,7 @@ import { LivebackupError } from '../../src/errors.js';
 import { any, bool, enumType, int, int8, list, number, size, str, struct, uint32, uint64, alternate, nullType } from '../../src/qmp/schema.js';
 import { parseJsonText } from '../../src/qmp/json-message-stream.js';
 import { parseSize, validateValue } from '../../src/qmp/schema-validator.js';
-import { BlockdevOptions } from './blockdev-test-schema.js';
+import { BlockdevOptions } from './qapi-test-schema.js';
 
 const Transaction = struct('TransactionArgs', {
   actions: list(struct('TransactionAction', {

@@ -1,9 +1,10 @@
 /**
- * A subset of QEMU 7.2's blockdev-add argument type, described with our
- * schema language: enough members to provoke every kind of validation
- * error the same way against livebackup and against qemu-storage-daemon.
+ * Subsets of QEMU 7.2's blockdev-add and block-export-add argument types,
+ * described with our schema language: enough members to provoke every kind
+ * of validation error the same way against livebackup and against
+ * qemu-storage-daemon.
  */
-import { alternate, enumType, int, int32, lazy, list, nullType, str, struct, bool, uint64, union, type UnionType } from '../../src/qmp/schema.js';
+import { alternate, enumType, int, int32, lazy, list, nullType, size, str, struct, bool, uint16, uint64, union, type UnionType } from '../../src/qmp/schema.js';
 
 export const BlockdevDriver = enumType('BlockdevDriver', [
   'blkdebug', 'blklogwrites', 'blkreplay', 'blkverify', 'bochs', 'cloop', 'compress', 'copy-before-write',
@@ -77,4 +78,52 @@ export const BLOCKDEV_OPTION_REFUSALS: ReadonlyArray<readonly [argument: string,
   ['{"driver":"null-co"', 'JSON parse error, premature EOI'],
   ['{"driver":"null-co"} {}', 'Expecting at most one JSON value'],
   ['null-co,node-name=x,help', 'Help is not available for this option'],
+];
+
+const SocketAddress = union('SocketAddress', {
+  base: { type: enumType('SocketAddressType', ['inet', 'unix', 'vsock', 'fd']) },
+  discriminator: 'type',
+  branches: {
+    inet: { host: str, port: str, '*numeric': bool, '*to': uint16, '*ipv4': bool, '*ipv6': bool, '*keep-alive': bool, '*mptcp': bool },
+    unix: { path: str, '*abstract': bool, '*tight': bool },
+    fd: { str },
+  },
+});
+
+export const BlockExportOptions = union('BlockExportOptions', {
+  base: {
+    type: enumType('BlockExportType', ['nbd', 'vhost-user-blk', 'fuse', 'vduse-blk']),
+    id: str,
+    '*fixed-iothread': bool,
+    '*iothread': str,
+    'node-name': str,
+    '*writable': bool,
+    '*writethrough': bool,
+  },
+  discriminator: 'type',
+  branches: {
+    nbd: {
+      '*name': str,
+      '*description': str,
+      '*bitmaps': list(alternate('BlockDirtyBitmapOrStr', [str, struct('BlockDirtyBitmap', { node: str, name: str })])),
+      '*allocation-depth': bool,
+    },
+    'vhost-user-blk': { addr: SocketAddress, '*logical-block-size': size, '*num-queues': uint16 },
+  },
+});
+
+/** `--export` arguments qemu-storage-daemon refuses, with the exact message it prints. */
+export const EXPORT_OPTION_REFUSALS: ReadonlyArray<readonly [argument: string, message: string]> = [
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/nonexistent/vu.sock,logical-block-size=abc', "Parameter 'logical-block-size' expects size"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/nonexistent/vu.sock,logical-block-size=1.5', "Parameter 'logical-block-size' expects size"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/nonexistent/vu.sock,logical-block-size=16E', "Parameter 'logical-block-size' expects size"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/nonexistent/vu.sock,logical-block-size=-1', "Parameter 'logical-block-size' expects size"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix,addr.path=/nonexistent/vu.sock,num-queues=70000', "Parameter 'num-queues' expects uint16_t"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=unix', "Parameter 'addr.path' is missing"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=inet,addr.host=localhost', "Parameter 'addr.port' is missing"],
+  ['vhost-user-blk,id=e,node-name=n0,addr.type=tcp', "Parameter 'type' does not accept value 'tcp'"],
+  ['nbd,id=e', "Parameter 'node-name' is missing"],
+  ['nbd,id=e,node-name=n0,writable=maybe', "Parameter 'writable' expects 'on' or 'off'"],
+  ['nbd,id=e,node-name=n0,bitmaps.0.node=n0', "Parameter 'bitmaps.0.name' is missing"],
+  ['bogus,id=e,node-name=n0', "Parameter 'type' does not accept value 'bogus'"],
 ];
