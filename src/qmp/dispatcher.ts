@@ -8,7 +8,7 @@ import { LivebackupError, messageOf } from '../errors.js';
 import type { CommandTable, QmpCommandContext } from './command-table.js';
 import type { JsonMessage } from './json-message-stream.js';
 import { toQmpErrorBody, type QmpErrorBody } from './qmp-error.js';
-import { parseRequest, type QmpRequestError, type QmpRequest } from './request.js';
+import { parseRequest, QmpRequestError, type QmpRequest } from './request.js';
 import { noArguments } from './schema.js';
 import { validateValue } from './schema-validator.js';
 import { handleCommandChannel, type QmpLogger } from './trace.js';
@@ -54,8 +54,8 @@ export async function dispatchMessage(
   try {
     request = parseRequest(message.value, state.capabilities.has('oob'));
   } catch (error) {
-    const failure = error as QmpRequestError;
-    return errorReply({ class: 'GenericError', desc: messageOf(error) }, failure.id, failure.hasId === true);
+    if (!(error instanceof QmpRequestError)) throw error;
+    return errorReply({ class: 'GenericError', desc: error.message }, error.id, error.hasId);
   }
   const fail = (errorClass: QmpErrorBody['class'], desc: string): QmpReply => errorReply({ class: errorClass, desc }, request.id, request.hasId);
 
