@@ -10,6 +10,7 @@
  */
 import type { BlockNode } from '../block-node.js';
 import { LivebackupError } from '../../errors.js';
+import { writeHost } from './host-write.js';
 
 /** One cached table. `data` is modified in place; call `MetadataCache.markDirty` after. */
 export class MetadataTable {
@@ -118,7 +119,7 @@ export class MetadataCache {
 
   /** Write snapshots to the file (concurrently) and mark the tables clean where unchanged since. */
   async writeBack(snapshots: readonly TableSnapshot[]): Promise<void> {
-    await Promise.all(snapshots.map((snapshot) => this.file.write(snapshot.table.offset, snapshot.bytes, { mayGrow: true })));
+    await Promise.all(snapshots.map((snapshot) => writeHost(this.file, snapshot.table.offset, snapshot.bytes)));
     for (const snapshot of snapshots) snapshot.table.writtenGeneration = Math.max(snapshot.table.writtenGeneration, snapshot.generation);
     this.evictClean();
   }

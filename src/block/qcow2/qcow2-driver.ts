@@ -27,6 +27,7 @@ import { RangeLocks } from './range-locks.js';
 import { MetadataCache, type MetadataTable } from './metadata-cache.js';
 import { Refcounts } from './refcounts.js';
 import { readCompressedCluster } from './compressed-cluster.js';
+import { writeHost } from './host-write.js';
 import type { Qcow2Header } from './qcow2-header.js';
 import {
   COMPAT_LAZY_REFCOUNTS,
@@ -468,7 +469,7 @@ export class Qcow2Driver implements BlockDriver {
     let runFrom = 0;
     let runTo = 0;
     const flushRun = () => {
-      if (runHost >= 0) io.push(this.file.write(runHost, data.subarray(runFrom - offset, runTo - offset), { mayGrow: true }));
+      if (runHost >= 0) io.push(writeHost(this.file, runHost, data.subarray(runFrom - offset, runTo - offset)));
       runHost = -1;
     };
     for (let i = 0; i < count; i++) {
@@ -528,7 +529,7 @@ export class Qcow2Driver implements BlockDriver {
       default:
         break;
     }
-    await this.file.write(host + from, buf, { mayGrow: true });
+    await writeHost(this.file, host + from, buf);
   }
 
   /**

@@ -16,6 +16,7 @@
  */
 import type { BlockNode } from '../block-node.js';
 import { LivebackupError } from '../../errors.js';
+import { writeHost } from './host-write.js';
 import { MAX_REFTABLE_BYTES, entryOffset, entryUnalignedBits, readEntryWords, readU64, writeU64 } from './qcow2-format.js';
 import { MetadataCache, type MetadataTable, type TableSnapshot } from './metadata-cache.js';
 
@@ -115,7 +116,11 @@ export class Refcounts {
     for (const cluster of clusters) {
       const blockIndex = Math.floor(cluster / this.entriesPerBlock);
       let block = this.cachedBlock(blockIndex);
-      if (!block) block = (await this.loadBlock(blockIndex)) ?? (await this.createBlock(blockIndex));
+      while (!block) {
+        // A clean block may be evicted between its load and this continuation: use it only if still cached.
+        const loaded = (await this.loadBlock(blockIndex)) ?? (await this.createBlock(blockIndex));
+        if (this.cachedBlock(blockIndex) === loaded) block = loaded;
+      }
       const index = cluster % this.entriesPerBlock;
       const value = this.readEntry(block, index) + delta;
       if (value < 0) {
@@ -155,7 +160,7 @@ export class Refcounts {
   /** Write a snapshot's blocks and table (not the header). */
   async write(snapshot: RefcountSnapshot): Promise<void> {
     const writes = [this.blocks.writeBack(snapshot.blocks)];
-    if (snapshot.table) writes.push(this.file.write(snapshot.table.offset, snapshot.table.bytes, { mayGrow: true }));
+    if (snapshot.table) writes.push(writeHost(this.file, snapshot.table.offset, snapshot.table.bytes));
     await Promise.all(writes);
     if (snapshot.table) this.tableWrittenGeneration = Math.max(this.tableWrittenGeneration, snapshot.table.generation);
   }

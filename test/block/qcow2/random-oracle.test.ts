@@ -29,6 +29,8 @@ interface OracleCase {
   withBacking?: boolean;
   createdBy: 'livebackup' | 'qemu-img';
   extraCreateOptions?: Record<string, string | number | boolean>;
+  /** Extra blockdev options of the qcow2 node (cache sizes). */
+  openOptions?: Record<string, unknown>;
 }
 
 type Op = { kind: 'write' | 'zero' | 'discard' | 'read'; offset: number; bytes: number; data?: Uint8Array };
@@ -92,7 +94,7 @@ async function runOracle(t: { after: (fn: () => unknown) => void }, spec: Oracle
     const options = Object.entries(formatOptions).map(([key, value]) => `${key}=${value}`).join(',');
     await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', options, image, String(spec.size)]);
   }
-  const { graph, node } = await openQcow2(image);
+  const { graph, node } = await openQcow2(image, { extra: spec.openOptions });
   try {
     let inFlight: Array<{ op: Op; done: Promise<void> }> = [];
     for (let index = 0; index < spec.ops; index++) {
@@ -105,18 +107,32 @@ async function runOracle(t: { after: (fn: () => unknown) => void }, spec: Oracle
       applyToReference(reference, op, spec.clusterSize);
       inFlight.push({ op, done: issue(node, op, reference, `seed ${spec.seed} op ${index}`) });
       if (index % 97 === 96) {
-        if (random.chance(0.5)) {
-          // A copy of the file taken while a flush and other requests run is a possible crash state:
-          // it may leak clusters but must never be corrupt.
-          const flushing = node.flush();
-          const crashCopy = join(dir, 'crash-copy.qcow2');
-          await copyFile(image, crashCopy);
-          await flushing;
-          const check = await qemuImgCheck(crashCopy);
-          assert.equal(check.corruptions, 0, `seed ${spec.seed}: crash copy after op ${index} is corrupt:\n${check.raw}`);
-        }
         await Promise.all(inFlight.map(({ done }) => done));
         inFlight = [];
+        if (random.chance(0.5)) {
+          // Copy the file just before the k-th file write of a flush (no other request runs):
+          // every earlier step of the flush is complete and the flush waits, so the copy is a
+          // possible crash state. It may leak clusters but must never be corrupt.
+          const crashCopy = join(dir, 'crash-copy.qcow2');
+          let writesLeft = random.int(1, 8);
+          let copied = false;
+          const remove = node.file!.addBeforeWriteNotifier(async () => {
+            if (--writesLeft !== 0) return;
+            await copyFile(image, crashCopy);
+            copied = true;
+          });
+          try {
+            await node.flush();
+          } finally {
+            remove();
+          }
+          if (copied) {
+            const check = await qemuImgCheck(crashCopy);
+            assert.equal(check.corruptions, 0, `seed ${spec.seed}: crash copy after op ${index} is corrupt:\n${check.raw}`);
+          }
+        } else if (random.chance(0.5)) {
+          await node.flush();
+        }
         const bytes = random.int(1, Math.min(spec.size, 3 * spec.maxOp));
         const offset = random.int(0, spec.size - bytes);
         const piece = new Uint8Array(bytes);
@@ -148,6 +164,16 @@ const CASES: OracleCase[] = [
   { name: '64 KiB clusters (qemu-img created)', clusterSize: 65536, size: 64 * MiB, ops: 800, seed: 1003, maxOp: 8 * MiB, createdBy: 'qemu-img' },
   { name: '2 MiB clusters, refcount_bits=64', clusterSize: 2 * MiB, size: 64 * MiB, ops: 250, seed: 1004, maxOp: 8 * MiB, createdBy: 'livebackup', extraCreateOptions: { refcount_bits: 64 } },
   { name: '64 KiB clusters with a raw backing file', clusterSize: 65536, size: 32 * MiB, ops: 700, seed: 1005, maxOp: 4 * MiB, createdBy: 'livebackup', withBacking: true },
+  {
+    name: '512 B clusters, smallest caches (eviction and forced flushes)',
+    clusterSize: 512,
+    size: 4 * MiB,
+    ops: 400,
+    seed: 1007,
+    maxOp: 512 * 1024,
+    createdBy: 'livebackup',
+    openOptions: { 'l2-cache-size': 0, 'refcount-cache-size': 0 },
+  },
   { name: '4 KiB clusters, lazy refcounts', clusterSize: 4096, size: 16 * MiB, ops: 400, seed: 1006, maxOp: 2 * MiB, createdBy: 'qemu-img', extraCreateOptions: { lazy_refcounts: 'on' } },
 ];
 
