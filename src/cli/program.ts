@@ -24,6 +24,8 @@ Examples:
   livebackup img create -f qcow2 disk.qcow2 10G
   livebackup img info disk.qcow2
   livebackup backup disk.qcow2 /backups/disk-monday.qcow2
+  livebackup daemon --blockdev driver=qcow2,node-name=disk0,file.driver=file,file.filename=disk.qcow2 \\
+      --qmp unix:/tmp/qmp.sock
   livebackup demo
 
 Run 'livebackup help <command>' or 'livebackup <command> --help' for details.
