@@ -8,7 +8,8 @@
  * while clients are connected to it, 'hard' drops those clients first.
  * `close()` stops listening and drops every connection.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { LivebackupError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { NbdExportRegistry, type NbdExport, type NbdExportOptions } from './export-registry.js';
@@ -72,18 +73,23 @@ export class NbdServer {
 
   /**
    * Start listening. Resolves with the bound address once the listener is
-   * ready; rejects with IO_ERROR (errno kept) when the address is in use.
+   * ready. A unix socket file left behind by a dead server (nobody accepts
+   * on it) is replaced, as QEMU does; a live one is refused with IO_ERROR
+   * (errno EADDRINUSE), like a TCP address in use.
    */
   async listen(address: NbdListenAddress): Promise<NbdBoundAddress> {
     if (this.closed) throw new LivebackupError('INVALID_STATE', 'NBD server is closed');
     const listener = createServer((socket) => this.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', (error) =>
-        reject(new LivebackupError('IO_ERROR', `Failed to listen on ${describe(address)}: ${error.message}`, { cause: error, errno: (error as NodeJS.ErrnoException).code })),
-      );
-      if (address.type === 'unix') listener.listen(address.path, resolve);
-      else listener.listen(address.port, address.host ?? '127.0.0.1', resolve);
-    });
+    try {
+      await bind(listener, address);
+    } catch (error) {
+      const stale = address.type === 'unix' && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await isStaleUnixSocket(address.path));
+      if (!stale) throw listenError(address, error);
+      await unlink(address.path).catch(() => undefined);
+      await bind(listener, address).catch((retryError: unknown) => {
+        throw listenError(address, retryError);
+      });
+    }
     listener.on('error', () => undefined);
     this.listeners.push(listener);
     const bound = listener.address();
@@ -160,6 +166,42 @@ function positive(value: number | undefined, fallback: number, what: string): nu
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) throw new LivebackupError('INVALID_ARGUMENT', `Parameter '${what}' expects a positive integer`);
   return value;
+}
+
+/** Listen on the address; rejects with the system error. */
+function bind(listener: Server, address: NbdListenAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => reject(error);
+    listener.once('error', fail);
+    const ready = () => {
+      listener.off('error', fail);
+      resolve();
+    };
+    if (address.type === 'unix') listener.listen(address.path, ready);
+    else listener.listen(address.port, address.host ?? '127.0.0.1', ready);
+  });
+}
+
+/** True when `path` is a unix socket file nobody accepts connections on. */
+async function isStaleUnixSocket(path: string): Promise<boolean> {
+  try {
+    if (!(await lstat(path)).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+function listenError(address: NbdListenAddress, error: unknown): LivebackupError {
+  const cause = error as NodeJS.ErrnoException;
+  return new LivebackupError('IO_ERROR', `Failed to listen on ${describe(address)}: ${cause.message}`, { cause, errno: cause.code });
 }
 
 function describe(address: NbdListenAddress): string {

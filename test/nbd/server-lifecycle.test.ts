@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import diagnosticsChannel from 'node:diagnostics_channel';
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { NbdClient } from '../../src/nbd/client.js';
 import { NbdServer } from '../../src/nbd/server.js';
 import * as p from '../../src/nbd/protocol.js';
@@ -55,11 +58,19 @@ test('handshake timeout closes a silent client', async (t) => {
   await eventually(() => served.server.connectionCount === 0);
 });
 
-test('listening: a used unix path is an IO_ERROR; TCP binds 127.0.0.1 by default', async (t) => {
+test('listening: a live unix path is an IO_ERROR, a stale one is replaced; TCP binds 127.0.0.1 by default', async (t) => {
   const served = await serveRawImage(t, { size: 65536 });
   const other = new NbdServer();
   t.after(() => other.close());
   await assert.rejects(other.listen({ type: 'unix', path: served.socket }), (error: unknown) => isError('IO_ERROR')(error) && /EADDRINUSE|listen/.test(String(error)));
+  // A socket file left by a killed server is replaced; the new listener serves.
+  const stalePath = join(served.dir, 'stale.sock');
+  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stalePath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  assert.ok((await lstat(stalePath)).isSocket(), 'the killed server left its socket file');
+  await other.listen({ type: 'unix', path: stalePath });
+  other.addExport({ name: 'again', node: served.node, writable: false });
+  const client = await NbdClient.connect({ type: 'unix', path: stalePath }, { exportName: 'again' });
+  await client.disconnect();
   const bound = await served.server.listen({ type: 'inet', port: 0 });
   assert.equal(bound.type === 'inet' && bound.host, '127.0.0.1');
   assert.throws(() => new NbdServer({ maxConnections: 0 }), isError('INVALID_ARGUMENT'));
