@@ -1,9 +1,11 @@
 /**
  * Serialises values the way QEMU writes QMP output: `{"a": 1, "b": [1, 2]}`
- * (a space after ':' and ','), every non-ASCII character and control
- * character escaped as upper-case `\uXXXX`, bigint written exactly.
- * Members whose value is undefined are left out, as JSON.stringify does.
+ * (a space after ':' and ','), object members in QDict order (see
+ * qdict-order.ts), every non-ASCII character and control character
+ * escaped as upper-case `\uXXXX`, bigint written exactly. Members whose
+ * value is undefined are left out, as JSON.stringify does.
  */
+import { qdictOrder } from './qdict-order.js';
 
 function escapeString(text: string): string {
   let out = '"';
@@ -40,11 +42,9 @@ function writeValue(value: unknown): string {
     case 'object': {
       if (value === null) return 'null';
       if (Array.isArray(value)) return `[${value.map((item) => writeValue(item ?? null)).join(', ')}]`;
-      const parts: string[] = [];
-      for (const [key, member] of Object.entries(value)) {
-        if (member === undefined) continue;
-        parts.push(`${escapeString(key)}: ${writeValue(member)}`);
-      }
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).filter((key) => record[key] !== undefined);
+      const parts = qdictOrder(keys).map((key) => `${escapeString(key)}: ${writeValue(record[key])}`);
       return `{${parts.join(', ')}}`;
     }
     default:

@@ -4,6 +4,7 @@
  * optional `arguments` object, optional `id` of any type, nothing else.
  */
 import { LivebackupError } from '../errors.js';
+import { qdictOrder } from './qdict-order.js';
 
 export interface QmpRequest {
   readonly command: string;
@@ -37,7 +38,9 @@ export function parseRequest(input: unknown, outOfBandEnabled: boolean): QmpRequ
   const fail = (message: string): never => {
     throw new QmpRequestError(message, input.id, hasId);
   };
-  for (const [key, value] of Object.entries(input)) {
+  // QEMU checks the members in QDict order, which decides the error when several are wrong.
+  for (const key of qdictOrder(Object.keys(input))) {
+    const value = input[key];
     if (key === 'execute' || (key === 'exec-oob' && outOfBandEnabled)) {
       if (typeof value !== 'string') fail(`QMP input member '${key}' must be a string`);
     } else if (key === 'arguments') {

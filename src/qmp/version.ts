@@ -20,7 +20,8 @@ export function livebackupVersion(): string {
 }
 
 /** The VersionInfo object of QMP: `{qemu: {micro, minor, major}, package}`. */
-export function versionInfo(): { qemu: { micro: number; minor: number; major: number }; package: string } {
+export function versionInfo(): { qemu: { major: number; minor: number; micro: number }; package: string } {
+  // Members in schema order, as QEMU's output visitor inserts them (this decides the QDict order on output).
   const { major, minor, micro } = QEMU_COMPATIBLE_VERSION;
-  return { qemu: { micro, minor, major }, package: `livebackup ${livebackupVersion()}` };
+  return { qemu: { major, minor, micro }, package: `livebackup ${livebackupVersion()}` };
 }

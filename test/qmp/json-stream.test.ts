@@ -140,9 +140,13 @@ test('parseJsonText wants exactly one complete value', () => {
   assert.throws(() => parseJsonText('"abc'), { message: 'JSON parse error, premature EOI' });
 });
 
-test('output is formatted like QEMU: spaces after separators, upper-case escapes, exact bigint', () => {
+test('output is formatted like QEMU: spaces after separators, QDict member order, upper-case escapes, exact bigint', () => {
   assert.equal(toQmpJson({ a: 1, b: [1, 2], c: {}, d: [], e: 'a/b\u007f\u0001\n"\\é😀', f: 12345678901234567890n, g: undefined, h: null }),
-    '{"a": 1, "b": [1, 2], "c": {}, "d": [], "e": "a/b\\u007F\\u0001\\n\\"\\\\\\u00E9\\uD83D\\uDE00", "f": 12345678901234567890, "h": null}');
+    '{"d": [], "e": "a/b\\u007F\\u0001\\n\\"\\\\\\u00E9\\uD83D\\uDE00", "a": 1, "f": 12345678901234567890, "b": [1, 2], "c": {}, "h": null}');
+  // Orders observed from qemu-storage-daemon; minor and micro share a bucket, so insertion order matters.
+  assert.equal(toQmpJson({ qemu: { major: 7, minor: 2, micro: 0 }, package: 'p' }), '{"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "p"}');
+  assert.equal(toQmpJson({ error: { desc: 'd', class: 'c' }, id: 1 }), '{"id": 1, "error": {"class": "c", "desc": "d"}}');
+  assert.equal(toQmpJson({ event: 'E', data: {}, timestamp: { microseconds: 1, seconds: 2 } }), '{"timestamp": {"seconds": 2, "microseconds": 1}, "event": "E", "data": {}}');
 });
 
 /** A random JSON value (no noncharacters or lone surrogates: QEMU refuses those). */

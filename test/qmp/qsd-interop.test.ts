@@ -3,6 +3,8 @@
  * and against our server must produce the same transcript.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { LivebackupError } from '../../src/errors.js';
@@ -64,6 +66,10 @@ const CONVERSATION: TranscriptStep[] = [
   { raw: '{"execute":"query-version","arguments":[]}\n' },
   { raw: '{"execute":"query-version","arguments":null}\n' },
   { raw: '{"execute":"query-version","foo":1}\n' },
+  // Several bad members: QEMU reports the first in its hash-table order.
+  { raw: '{"foo":1,"bar":2,"execute":"query-version"}\n' },
+  { raw: '{"zeta":1,"alpha":2,"execute":3,"arguments":[]}\n' },
+  { raw: '{"arguments":[],"execute":3,"id":9}\n' },
   { raw: '{"exec-oob":"query-version"}\n' },
   { raw: '{}\n' },
   { raw: '[1, 2]\n' },
@@ -174,4 +180,41 @@ test('transcripts record events without their timestamps, and placeholders hide 
     { send: { execute: 'x-poke' }, receive: [{ return: {} }] },
     { send: { event: 'POKED' }, receive: [{ event: 'POKED', data: { by: 'test' } }] },
   ]);
+});
+
+/** Send `input`, shut down our side, and return every byte the server sent until it closed. */
+async function rawExchange(path: string, input: string): Promise<string> {
+  const socket = connect(path);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, 'connect');
+  socket.end(input);
+  await once(socket, 'close');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+test('the bytes on the wire match qemu-storage-daemon: separators, escapes, member order, CRLF', { skip }, async (t) => {
+  const qsd = await startQsd(t);
+  const ours = await startOurServer(t);
+  const input = [
+    '{"execute":"qmp_capabilities","id":{"b":[1,2.5,true,null],"a":"x"}}',
+    '{"execute":"query-version","id":"\u00e9\\u0001\\n\\"/\\\\\\ud83d\\ude00"}',
+    '{"execute":"no-such-command","id":-7}',
+    '{"execute":"query-version","id":{"a":1,"b":[1,2],"c":{},"d":[],"e":"x","f":12345678901234567890,"h":null}}',
+    `{"execute":"query-version","id":${JSON.stringify(Object.fromEntries(
+      ['type', 'device', 'len', 'offset', 'busy', 'paused', 'speed', 'io-status', 'ready', 'status', 'auto-finalize', 'auto-dismiss',
+        'node-name', 'sync', 'target', 'job-id', 'bitmap', 'on-source-error', 'on-target-error', 'filter-node-name', 'x-perf', 'error']
+        .map((key, index) => [key, index]),
+    ))}}`,
+    '{"execute":"query-block-jobs"}',
+    '{"execute":"query-block-jobs","arguments":{"x":1},"id":[]}',
+    'not',
+    '{"execute":"block-job-set-speed","arguments":{"device":"j","speed":0},"id":{}}',
+  ].join('\n');
+  const versionInfo = /\{"qemu": \{"micro": \d+, "minor": 2, "major": 7\}, "package": "[^"]*"\}/g;
+  const normalise = (text: string): string => text.replace(versionInfo, '<VersionInfo>');
+  const theirs = normalise(await rawExchange(qsd.socketPaths[0]!, `${input}\n`));
+  const mine = normalise(await rawExchange(ours, `${input}\n`));
+  assert.equal(theirs.split('\r\n').length, 11, theirs);
+  assert.equal(mine, theirs);
 });
