@@ -309,6 +309,18 @@ export class Qcow2Driver implements BlockDriver {
     }
   }
 
+  /**
+   * The preallocated host cluster of a zero cluster entry, checked to be
+   * aligned and clear of the fixed metadata (it need not lie inside the file).
+   */
+  private zeroClusterHost(hi: number, lo: number, guestOffset: number): number {
+    const host = entryOffset(hi, lo);
+    if (host % this.clusterSize !== 0 || (lo & 0x1fe) !== 0 || (hi & 0x3f000000) !== 0 || this.overlapsFixedMetadata(host, this.clusterSize)) {
+      throw new LivebackupError('CORRUPT_IMAGE', `qcow2 zero cluster entry for guest offset ${guestOffset} has an invalid host offset ${host}`);
+    }
+    return host;
+  }
+
   /** The host cluster offset of a standard entry, checked to be aligned and inside the file. */
   private validHost(hi: number, lo: number, guestOffset: number): number {
     const host = entryOffset(hi, lo);
@@ -426,11 +438,14 @@ export class Qcow2Driver implements BlockDriver {
             releases.push(...compressedClusters(extent, this.clusterBits));
           } else if (entryZero(lo)) {
             fill = { kind: 'zero' };
-            if (host !== 0 && entryCopied(hi) && host % cs === 0 && entryUnalignedBits(hi, lo) === 0) {
-              hosts[i] = host;
-              needs[i] = 2;
-            } else if (host !== 0) {
-              releases.push(host / cs);
+            if (host !== 0) {
+              const preallocated = this.zeroClusterHost(hi, lo, clusterStart);
+              if (entryCopied(hi)) {
+                hosts[i] = preallocated;
+                needs[i] = 2;
+              } else {
+                releases.push(preallocated / cs);
+              }
             }
           } else if (host !== 0) {
             const valid = this.validHost(hi, lo, clusterStart);
@@ -568,9 +583,10 @@ export class Qcow2Driver implements BlockDriver {
         if (toZeroFlag && !keepHost && !compressed && host === 0 && entryZero(lo)) continue;
         if (toZeroFlag && unallocated && !this.backing) continue;
         if (keepHost && entryZero(lo)) continue;
+        const checkedHost = host === 0 ? 0 : entryZero(lo) ? this.zeroClusterHost(hi, lo, c * cs) : this.validHost(hi, lo, c * cs);
         if (compressed) releases.push(...compressedClusters(decodeCompressed(hi, lo, this.clusterBits), this.clusterBits));
-        else if (host !== 0 && !keepHost) releases.push(host / cs);
-        updates.push({ cluster: c, host: keepHost ? host : 0, zero: toZeroFlag });
+        else if (checkedHost !== 0 && !keepHost) releases.push(checkedHost / cs);
+        updates.push({ cluster: c, host: keepHost ? checkedHost : 0, zero: toZeroFlag });
       }
       if (updates.length > 0) {
         await this.allocator.run(async () => {
