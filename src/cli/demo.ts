@@ -1,20 +1,24 @@
 /**
- * `livebackup demo`: a short tour that runs in a few seconds. It creates a
- * qcow2 image in a temporary folder, writes data through the block layer, shows
- * `img info` and `img map`, copies the guest content into a raw image,
- * checks the copy with `img compare`, and removes the folder.
+ * `livebackup demo`: a live backup in a few seconds. In a temporary folder
+ * it creates a qcow2 disk and writes data through the block layer, shows
+ * `img info` and `img map`, keeps a raw copy of the disk as the expected
+ * point-in-time content, then backs the disk up while a "guest" keeps
+ * writing to it, and checks with `img compare` that the backup holds the
+ * point-in-time content while the disk has moved on.
  */
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { startBackup } from '../backup/start-backup.js';
 import type { BlockNode } from '../block/block-node.js';
 import { createImage } from '../block/image-file.js';
+import { LivebackupError } from '../errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import type { CommandContext } from './command-context.js';
 import { EXIT_FAILED } from './exit-codes.js';
-import { compareImages } from './image-compare.js';
+import { compareImages, type CompareResult } from './image-compare.js';
 import { collectImageInfo, renderImageInfoHuman } from './image-info.js';
 import { collectImageMap, renderImageMapHuman } from './image-map.js';
 import { withImages } from './image-session.js';
@@ -22,12 +26,21 @@ import { withImages } from './image-session.js';
 const MIB = 1024 * 1024;
 /** Chunk size for writing and copying. */
 const CHUNK = 4 * MIB;
+/** The backup's rate limit, low enough that the guest writes land while it runs. */
+const BACKUP_SPEED = 64 * MIB;
+/** Guest writes issued while the backup runs. */
+const GUEST_WRITES = 16;
 
 const HELP_FOOTER = `
-Everything happens in a new temporary folder that is removed at the end
+Steps: create a qcow2 disk, write data to it, show 'img info' and 'img map',
+keep a raw copy as the expected point-in-time content, back the disk up
+(sync=full, rate-limited) while a guest keeps writing to it, then compare:
+the backup must equal the point-in-time copy, and the disk must have moved
+on. Everything happens in a new temporary folder that is removed at the end
 (use --keep to leave it).
 
-Exit codes: 0 the copy matched, 1 something failed.
+Exit codes: 0 the backup holds the point-in-time content, 1 it does not or a
+step failed, 2 bad arguments.
 
 Example:
   livebackup demo
@@ -37,16 +50,18 @@ Example:
 export function registerDemoCommand(program: Command, context: CommandContext): void {
   program
     .command('demo')
-    .description('Run a short demonstration: create an image, write to it, inspect it, copy and compare it.')
-    .option('--size <size>', 'virtual size of the demo disk', '256M')
+    .description('Run a short demonstration: a live, point-in-time backup of a disk that is being written.')
+    .option('--size <size>', 'virtual size of the demo disk (at least 16M)', '256M')
     .option('--keep', 'keep the temporary folder and print its path', false)
     .addHelpText('after', HELP_FOOTER)
     .action(async (flags: { size: string; keep: boolean }) => {
       const size = parseSize(flags.size, 'demo disk size');
+      if (size < 16 * MIB) {
+        throw new LivebackupError('INVALID_ARGUMENT', `Invalid demo disk size '${flags.size}': use at least 16M`);
+      }
       const folder = await mkdtemp(join(tmpdir(), 'livebackup-demo-'));
       try {
-        const identical = await runDemo(context, folder, size);
-        if (!identical) context.setExitCode(EXIT_FAILED);
+        if (!(await runDemo(context, folder, size))) context.setExitCode(EXIT_FAILED);
       } finally {
         if (flags.keep) context.out(`\nKept the demo files in ${folder}\n`);
         else await rm(folder, { recursive: true, force: true });
@@ -54,46 +69,67 @@ export function registerDemoCommand(program: Command, context: CommandContext): 
     });
 }
 
-/** The demo's steps; resolves to whether the copy compared identical. */
+/** The demo's steps; resolves to whether the backup holds the point-in-time content. */
 async function runDemo(context: CommandContext, folder: string, size: number): Promise<boolean> {
-  const format = 'qcow2';
-  const disk = join(folder, `disk.${format}`);
-  const copy = join(folder, 'copy.raw');
+  const disk = join(folder, 'disk.qcow2');
+  const pointInTime = join(folder, 'point-in-time.raw');
+  const backup = join(folder, 'backup.qcow2');
   const say = (text: string) => context.out(`${text}\n`);
 
-  say(`Creating a ${formatSize(size)} ${format} image: ${disk}`);
-  await createImage(disk, format, size);
-  const written = await withImages([{ filename: disk, format, writable: true }], ([node]) => writeSampleData(node!));
+  say(`Creating a ${formatSize(size)} qcow2 disk: ${disk}`);
+  await createImage(disk, 'qcow2', size);
+  const written = await withImages([{ filename: disk, format: 'qcow2', writable: true }], ([node]) => writeSampleData(node!));
   say(`Wrote ${formatSize(written)} of random data and a zeroed range through the block layer.\n`);
 
   say(`$ livebackup img info ${disk}`);
-  const info = await withImages([{ filename: disk, format, withoutBacking: true }], ([node]) => collectImageInfo(node!, disk));
+  const info = await withImages([{ filename: disk, withoutBacking: true }], ([node]) => collectImageInfo(node!, disk));
   context.out(renderImageInfoHuman(info));
-
   say(`\n$ livebackup img map ${disk}`);
-  const map = await withImages([{ filename: disk, format }], ([node]) => collectImageMap(node!));
+  const map = await withImages([{ filename: disk }], ([node]) => collectImageMap(node!));
   context.out(renderImageMapHuman(map));
 
-  say(`\nCopying the guest-visible content into ${copy}`);
-  await createImage(copy, 'raw', size);
+  say(`\nKeeping the disk's content as it is now in ${pointInTime}`);
+  await createImage(pointInTime, 'raw', size);
   await withImages(
-    [
-      { filename: disk, format },
-      { filename: copy, format: 'raw', writable: true },
-    ],
+    [{ filename: disk }, { filename: pointInTime, format: 'raw', writable: true }],
     ([source, target]) => copyContent(source!, target!),
   );
 
-  say(`\n$ livebackup img compare ${disk} ${copy}`);
-  const result = await withImages(
+  say(`\nBacking up ${disk} to ${backup} (sync=full, ${formatSize(BACKUP_SPEED)}/s) while the guest keeps writing...`);
+  await createImage(backup, 'qcow2', size);
+  await withImages(
     [
-      { filename: disk, format },
-      { filename: copy, format: 'raw' },
+      { filename: disk, writable: true },
+      { filename: backup, writable: true },
     ],
-    ([a, b]) => compareImages(a!, b!),
+    async ([source, target]) => {
+      const job = startBackup({ source: source!, target: target!, sync: 'full', speed: BACKUP_SPEED, targetZeroInitialized: true, jobId: 'demo' });
+      const guestBytes = await writeAsGuest(source!, () => job.status === 'running');
+      const result = await job.done;
+      if (result.status !== 'completed') throw new LivebackupError('IO_ERROR', `the backup job ended ${result.status}: ${result.error ?? ''}`);
+      say(
+        `Backup complete: ${formatSize(job.progressCurrent)} copied; the guest wrote ${formatSize(guestBytes)} meanwhile, ` +
+          `${job.cowStats.copies} of its writes waited for copy-before-write.`,
+      );
+    },
   );
-  say(result.identical ? 'Images are identical.' : `Content mismatch at offset ${result.mismatchOffset}!`);
-  return result.identical;
+
+  const backupMatches = await showCompare(context, backup, pointInTime);
+  const diskMoved = await showCompare(context, disk, backup);
+  say(
+    backupMatches.identical && !diskMoved.identical
+      ? '\nThe backup holds the disk exactly as it was when the backup started; the disk itself has moved on.'
+      : '\nUnexpected: the backup does not hold the point-in-time content.',
+  );
+  return backupMatches.identical && !diskMoved.identical;
+}
+
+/** Print and run `img compare a b`. */
+async function showCompare(context: CommandContext, a: string, b: string): Promise<CompareResult> {
+  context.out(`\n$ livebackup img compare ${a} ${b}\n`);
+  const result = await withImages([{ filename: a }, { filename: b }], ([nodeA, nodeB]) => compareImages(nodeA!, nodeB!));
+  context.out(result.identical ? 'Images are identical.\n' : `Content mismatch at offset ${result.mismatchOffset}!\n`);
+  return result;
 }
 
 /**
@@ -105,15 +141,33 @@ async function writeSampleData(node: BlockNode): Promise<number> {
   const extents = 8;
   const stride = Math.floor(node.length / extents / MIB) * MIB;
   let written = 0;
-  for (let index = 0; index < extents && stride > 0; index++) {
+  for (let index = 0; index < extents; index++) {
     const start = index * stride + (index % 3) * 64 * 1024;
-    const bytes = Math.min(CHUNK, ((index % 4) + 1) * MIB, node.length - start);
+    const bytes = Math.min(((index % 4) + 1) * MIB, stride - (index % 3) * 64 * 1024);
     randomFillSync(buffer, 0, bytes);
     await node.write(start, buffer.subarray(0, bytes));
     written += bytes;
   }
-  if (stride > 0) await node.writeZeroes(stride, Math.min(MIB, node.length - stride));
+  await node.writeZeroes(stride, MIB);
   await node.flush();
+  return written;
+}
+
+/**
+ * The guest: writes (up to 1 MiB) of fresh random data spread over the disk, from
+ * the end backwards (ahead of the backup's copy, which goes forwards), the
+ * first ones while `backupRunning()` says the job is still copying.
+ * Resolves to the number of bytes written.
+ */
+async function writeAsGuest(node: BlockNode, backupRunning: () => boolean): Promise<number> {
+  const stride = Math.floor(node.length / GUEST_WRITES / MIB) * MIB;
+  const buffer = new Uint8Array(Math.min(MIB, stride / 2));
+  let written = 0;
+  for (let index = GUEST_WRITES - 1; index >= 0 && (backupRunning() || written === 0); index--) {
+    randomFillSync(buffer);
+    await node.write(index * stride + stride / 2, buffer);
+    written += buffer.length;
+  }
   return written;
 }
 

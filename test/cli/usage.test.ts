@@ -48,7 +48,7 @@ test('usage errors exit 2 with a message on stderr', async () => {
   }
 });
 
-test('demo runs end to end and exits 0', async () => {
+test('demo: a live backup that holds the point-in-time content, exits 0', async () => {
   const result = await livebackup('demo');
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, '');
@@ -56,5 +56,10 @@ test('demo runs end to end and exits 0', async () => {
   assert.match(result.stdout, /file format: qcow2\n/);
   assert.match(result.stdout, /virtual size: 256 MiB \(268435456 bytes\)/);
   assert.match(result.stdout, /\$ livebackup img map /);
-  assert.match(result.stdout, /Images are identical\./);
+  assert.match(result.stdout, /Backup complete: .* the guest wrote \d+ MiB meanwhile/);
+  assert.match(result.stdout, /backup\.qcow2 \S+point-in-time\.raw\nImages are identical\.\n/);
+  assert.match(result.stdout, /disk\.qcow2 \S+backup\.qcow2\nContent mismatch at offset \d+!\n/);
+  const small = await livebackup('demo', '--size', '1M');
+  assert.equal(small.code, 2);
+  assert.match(small.stderr, /Invalid demo disk size '1M': use at least 16M/);
 });
