@@ -31,3 +31,6 @@ export { JobRegistry } from './job/job-registry.js';
 export { RateLimit } from './job/rate-limit.js';
 export { HBitmap } from './bitmap/hbitmap.js';
 export { StorageDaemon, type StorageDaemonOptions } from './daemon/storage-daemon.js';
+export { NbdServer, type NbdServerOptions, type NbdListenAddress, type ExportRemoveMode } from './nbd/server.js';
+export { NbdClient } from './nbd/client.js';
+export { parseNbdUri, formatNbdUri } from './nbd/uri.js';
