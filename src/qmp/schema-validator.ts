@@ -9,7 +9,8 @@
  *   Parameter 'granularity' expects uint32_t
  *
  * Members are visited in schema order; unexpected members are reported
- * after the known ones of the same object (in input order). Like QEMU, enum
+ * after the known ones of the same object, and when there are several,
+ * the one QEMU's hash table yields first (see ghashtable-order.ts). Like QEMU, enum
  * and integer-range errors name only the member (or 'null' inside a list),
  * all other errors name the full path.
  *
@@ -21,7 +22,9 @@
  * complement, as QEMU does.
  */
 import { LivebackupError } from '../errors.js';
+import { firstUnvisitedKey } from './ghashtable-order.js';
 import { defineMember, isIntegralFloatLiteral } from './json-parser.js';
+import { qdictOrder } from './qdict-order.js';
 import { resolveType, type BuiltinName, type BuiltinType, type EnumType, type ObjectType, type QapiType, type StructMember } from './schema.js';
 
 export type InputMode = 'qmp' | 'keyval';
@@ -174,14 +177,15 @@ class Validator {
   private object(type: ObjectType, value: unknown, place: Place): Record<string, unknown> {
     if (!isPlainObject(value)) throw typeError(place.path, 'object');
     const result: Record<string, unknown> = {};
-    const known = new Set<string>();
+    /** Members present in the input, in visit order. */
+    const visited: string[] = [];
     const visitMembers = (members: readonly StructMember[]): void => {
       for (const member of members) {
-        known.add(member.name);
         if (!Object.hasOwn(value, member.name) || value[member.name] === undefined) {
           if (!member.optional) throw invalid(`Parameter '${this.child(place, member.name).path}' is missing`);
           continue;
         }
+        visited.push(member.name);
         const memberValue = this.visit(member.type, value[member.name], this.child(place, member.name), isIntegralFloatLiteral(value, member.name));
         defineMember(result, member.name, memberValue);
       }
@@ -193,8 +197,11 @@ class Validator {
       const branch = type.branches[result[type.discriminator] as string];
       if (branch !== undefined) visitMembers(branch.members);
     }
-    for (const key of Object.keys(value)) {
-      if (!known.has(key)) throw invalid(`Parameter '${this.child(place, key).path}' is unexpected`);
+    const keys = Object.keys(value).filter((key) => value[key] !== undefined);
+    if (keys.length > visited.length) {
+      // Several may be unexpected: name the one QEMU would name.
+      const unexpected = firstUnvisitedKey(qdictOrder(keys), visited)!;
+      throw invalid(`Parameter '${this.child(place, unexpected).path}' is unexpected`);
     }
     return result;
   }

@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { LivebackupError } from '../../src/errors.js';
 import { int, str, struct } from '../../src/qmp/schema.js';
 import { QmpServer } from '../../src/qmp/server.js';
+import { SeededRandom } from '../helpers/random.js';
 import { skipUnlessTools } from '../helpers/tools.js';
 import { runTranscript, startQsd, type TranscriptStep } from '../helpers/qsd.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -217,4 +218,33 @@ test('the bytes on the wire match qemu-storage-daemon: separators, escapes, memb
   const mine = normalise(await rawExchange(ours, `${input}\n`));
   assert.equal(theirs.split('\r\n').length, 11, theirs);
   assert.equal(mine, theirs);
+});
+
+test('with several unexpected members, the same one is named as by qemu-storage-daemon', { skip }, async (t) => {
+  const qsd = await startQsd(t);
+  const ours = await startOurServer(t);
+  const random = new SeededRandom(4711);
+  const valid: Record<string, unknown> = {
+    'node-name': 'n', discard: 'ignore', cache: { direct: false }, 'read-only': false, 'auto-read-only': false,
+    'force-share': false, 'detect-zeroes': 'off', size: 4096, 'latency-ns': 0, 'read-zeroes': true,
+  };
+  const extras = ['alpha', 'beta', 'gamma', 'x', 'y', 'zz', 'foo', 'bar', 'qux', 'k1', 'k2', 'abc', 'bogus', 'file', 'backing',
+    'image', 'filename', 'aio', 'locking', 'delta', 'epsilon', 'omega', 'iops', 'bps', 'node_name', 'Size', 'é'];
+  const steps: TranscriptStep[] = [{ execute: 'qmp_capabilities' }];
+  for (let round = 0; round < 150; round++) {
+    const members = Object.keys(valid).filter(() => random.chance(0.5));
+    const unexpected = extras.filter(() => random.chance(0.2)).concat(random.pick(extras));
+    const keys = [...new Set(['driver', ...members, ...unexpected])];
+    for (let i = keys.length - 1; i > 0; i--) {
+      const j = random.int(0, i);
+      [keys[i], keys[j]] = [keys[j]!, keys[i]!];
+    }
+    const args = Object.fromEntries(keys.map((key) => [key, key === 'driver' ? 'null-co' : key === 'node-name' ? `n${round}` : valid[key] ?? 1]));
+    steps.push({ execute: 'blockdev-add', arguments: args });
+    steps.push({ execute: 'query-block-jobs', arguments: Object.fromEntries(unexpected.map((key) => [key, 1])) });
+  }
+  const theirs = await runTranscript(qsd.socketPaths[0]!, steps);
+  const mine = await runTranscript(ours, steps);
+  assert.equal(theirs.length, steps.length + 1);
+  for (let i = 2; i < theirs.length; i++) assert.deepEqual(mine[i], theirs[i], `seed ${random.seed}, step ${i}: ${JSON.stringify(steps[i - 1])}`);
 });
