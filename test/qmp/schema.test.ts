@@ -152,3 +152,9 @@ test('a float literal with an integral value is not an integer, as in QEMU', () 
   assert.equal(refusal(Args, parseJsonText('{"list": [1, 2.0]}')), "Invalid parameter type for 'list[1]', expected: integer");
   assert.deepEqual(validateValue(Args, parseJsonText('{"speed": 100000, "ratio": 1.0, "list": [1, 2], "free": 3.0}')), { speed: 100000, ratio: 1, list: [1, 2], free: 3 });
 });
+
+test('with several unexpected members, the one qemu-storage-daemon names is reported', () => {
+  // Both outcomes were observed from qemu-storage-daemon 7.2 (qsd-interop.test.ts checks many more live).
+  assert.equal(refusal(struct('NoArgs', {}), { x: 1, y: 2 }), "Parameter 'y' is unexpected");
+  assert.equal(refusal(BlockdevOptions, { driver: 'qcow2', 'node-name': 'x', file: 'n0', backing: null, bogus: 1, alpha: 2 }), "Parameter 'alpha' is unexpected");
+});
