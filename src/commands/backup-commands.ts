@@ -127,7 +127,7 @@ export async function prepareDriveBackup(services: CommandServices, args: DriveB
     const formatOptions: Record<string, string> = {};
     if (backing) {
       if (!factory.childRoles.includes('backing')) throw invalid(`Format '${format}' cannot have a backing file (needed for sync=${sync})`);
-      formatOptions.backing_file = nodeFilename(backing);
+      formatOptions.backing_file = await nodeFilename(backing);
       formatOptions.backing_fmt = backing.driver.driverName;
     }
     await createImage(args.target, format, source.length, formatOptions);

@@ -5,7 +5,6 @@
  */
 import type { BlockNode } from '../block/block-node.js';
 import type { BlockGraph } from '../block/block-graph.js';
-import { findDriver } from '../block/driver-registry.js';
 import { BackupJob } from '../backup/backup-job.js';
 import { LivebackupError } from '../errors.js';
 import { bool, str, struct } from '../qmp/schema.js';
@@ -30,18 +29,6 @@ function normalizeChildren(options: Options): Options {
   return result;
 }
 
-/** Refuse drivers QEMU knows but livebackup does not implement, naming them (nested ones too). */
-function checkDrivers(options: Options, path: string): void {
-  const driver = options.driver as string;
-  if (!findDriver(driver)) {
-    throw new LivebackupError('UNSUPPORTED', `Block driver '${driver}'${path === '' ? '' : ` (in '${path}')`} is not supported`);
-  }
-  for (const role of CHILD_ROLES) {
-    const child = options[role];
-    if (typeof child === 'object' && child !== null) checkDrivers(child as Options, path === '' ? role : `${path}.${role}`);
-  }
-}
-
 /**
  * Open a node from schema-checked BlockdevOptions, as blockdev-add and
  * --blockdev do: the root needs a node-name that is not taken.
@@ -50,16 +37,21 @@ export async function addBlockdev(graph: BlockGraph, options: Options): Promise<
   const nodeName = options['node-name'];
   if (typeof nodeName !== 'string') throw new LivebackupError('INVALID_ARGUMENT', "'node-name' must be specified for the root node");
   if (graph.get(nodeName)) throw new LivebackupError('ALREADY_EXISTS', `Duplicate nodes with node-name='${nodeName}'`);
-  checkDrivers(options, '');
   return graph.open(normalizeChildren(options));
 }
 
-/** Why blockdev-del must refuse `node`, in qemu-storage-daemon's words, or undefined. */
+/** True when `node` was opened as the nested child of another node (not by blockdev-add itself). */
+function isImplicitChild(graph: BlockGraph, node: BlockNode): boolean {
+  return graph.list().some((parent) => parent.children().some((link) => link.owned && link.node === node));
+}
+
+/** Why blockdev-del must refuse `node`, in qemu-storage-daemon's words and order of checks, or undefined. */
 function deleteRefusal(services: CommandServices, node: BlockNode): string | undefined {
   const name = node.nodeName;
+  if (services.exports.isExported(node)) return `Node ${name} is in use`;
   const backups = services.jobs.list().filter((job): job is BackupJob => job instanceof BackupJob);
   if (backups.some((job) => job.target === node)) return `Node '${name}' is busy: block device is in use by block job: backup`;
-  if (services.exports.isExported(node)) return `Node ${name} is in use`;
+  if (isImplicitChild(services.graph, node)) return `Node ${name} is not owned by the monitor`;
   if (node.parents.size > 0 || node.busyReason !== undefined) return `Block device ${name} is in use`;
   return undefined;
 }

@@ -46,28 +46,42 @@ export interface BlockDeviceInfo {
 /** Options that say how a node is opened rather than what it is; left out of json: filenames. */
 const RUNTIME_OPTIONS = new Set(['node-name', 'read-only', 'auto-read-only', 'force-share', 'discard', 'detect-zeroes', 'cache']);
 
-/** QEMU's json: pseudo-filename (`json:{"driver": "null-co", "size": 65536}`). */
-function jsonFilename(node: BlockNode): string {
-  const entries = Object.entries(node.options).filter(([key]) => !RUNTIME_OPTIONS.has(key));
-  const render = (value: unknown): string => {
-    if (Array.isArray(value)) return `[${value.map(render).join(', ')}]`;
-    if (typeof value === 'object' && value !== null) {
-      return `{${Object.entries(value).map(([key, inner]) => `${JSON.stringify(key)}: ${render(inner)}`).join(', ')}}`;
-    }
-    return JSON.stringify(value);
-  };
-  return `json:${render(Object.fromEntries(entries))}`;
+/** Render a value the way QEMU prints json: filenames (`{"driver": "null-co", "size": 65536}`). */
+function qemuJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(qemuJson).join(', ')}]`;
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.entries(value).map(([key, inner]) => `${JSON.stringify(key)}: ${qemuJson(inner)}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The options that say what a node is (not how it is opened), with children as their own such options. */
+function identityOptions(node: BlockNode): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node.options)) {
+    if (RUNTIME_OPTIONS.has(key)) continue;
+    const child = node.children().find((link) => link.role === key)?.node;
+    result[key] = child ? identityOptions(child) : value;
+  }
+  return result;
 }
 
 /**
- * The filename QEMU shows for a node: the host file of a file node, the
- * file child's name for formats and filters over one file, json: otherwise.
+ * The filename QEMU shows for a node: the host file of a file node; the
+ * file child's name for formats and filters over one file, unless the
+ * options override what the image says (backing: null over an image that
+ * names a backing file); a json: description otherwise.
  */
-export function nodeFilename(node: BlockNode): string {
+export async function nodeFilename(node: BlockNode): Promise<string> {
   if (typeof node.options.filename === 'string') return node.options.filename;
   const file = node.file ?? node.children().find((link) => link.role === 'image')?.node;
-  if (file && node.driver.driverName !== 'blkdebug') return nodeFilename(file);
-  return jsonFilename(node);
+  if (file && node.driver.driverName !== 'blkdebug') {
+    const backingOverridden = node.options.backing === null && (await node.driver.describe?.())?.backingFilename !== undefined;
+    if (!backingOverridden) return nodeFilename(file);
+    const { backing, driver, ...rest } = identityOptions(node);
+    return `json:${qemuJson({ backing, driver, ...rest })}`;
+  }
+  return `json:${qemuJson(identityOptions(node))}`;
 }
 
 /** The host file holding the node's bytes, for actual-size. */
@@ -90,8 +104,9 @@ async function allocatedBytes(node: BlockNode): Promise<number> {
 /** QAPI ImageInfo of a node; with `withBacking`, the backing chain nests under backing-image. */
 export async function imageInfo(node: BlockNode, withBacking: boolean): Promise<ImageInfo> {
   const description = (await node.driver.describe?.()) ?? {};
-  const filename = nodeFilename(node);
-  const info: ImageInfo = { 'virtual-size': node.length, filename, format: node.driver.driverName, 'actual-size': await allocatedBytes(node) };
+  const filename = await nodeFilename(node);
+  // QEMU counts lengths in 512-byte sectors.
+  const info: ImageInfo = { 'virtual-size': Math.ceil(node.length / 512) * 512, filename, format: node.driver.driverName, 'actual-size': await allocatedBytes(node) };
   const clusterSize = description.clusterSize;
   if (clusterSize !== undefined) info['cluster-size'] = clusterSize;
   if (description.formatSpecific) info['format-specific'] = description.formatSpecific;
@@ -112,8 +127,9 @@ export async function imageInfo(node: BlockNode, withBacking: boolean): Promise<
 export async function blockDeviceInfo(node: BlockNode, flat: boolean): Promise<BlockDeviceInfo> {
   let depth = 0;
   if (!flat) for (let layer = node.backing; layer; layer = layer.backing) depth++;
+  const image = await imageInfo(node, !flat);
   const info: BlockDeviceInfo = {
-    file: nodeFilename(node),
+    file: image.filename,
     'node-name': node.nodeName,
     ro: node.readOnly,
     drv: node.driver.driverName,
@@ -126,10 +142,10 @@ export async function blockDeviceInfo(node: BlockNode, flat: boolean): Promise<B
     iops: 0,
     iops_rd: 0,
     iops_wr: 0,
-    image: await imageInfo(node, !flat),
+    image,
     cache: { writeback: true, direct: false, 'no-flush': node.noFlush },
     write_threshold: 0,
   };
-  if (node.backing) info.backing_file = nodeFilename(node.backing);
+  if (node.backing) info.backing_file = await nodeFilename(node.backing);
   return info;
 }

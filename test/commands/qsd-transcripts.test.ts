@@ -1,0 +1,214 @@
+/**
+ * The same QMP conversations against qemu-storage-daemon 7.2 and against
+ * `livebackup daemon`, both started with the same command line: replies
+ * (return values, error classes and texts) and every job's event sequence
+ * must be equal after normalisation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { runOk, skipUnlessTools } from '../helpers/tools.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { startQsd } from '../helpers/qsd.js';
+import { startDaemon } from '../daemon/daemon-process.js';
+import { playScenario, type ScenarioStep } from './transcript.js';
+
+const skip = skipUnlessTools('qemu-storage-daemon', 'qemu-img');
+const LIMIT = { skip, timeout: 60_000 };
+const MiB = 1024 * 1024;
+
+const NULL_NODES = ['src', 'tgt', 'src2', 'tgt2'].flatMap((name) => ['--blockdev', `null-co,node-name=${name},size=${64 * MiB}`]);
+const SMALL_NODE = ['--blockdev', `null-co,node-name=small,size=${MiB}`];
+
+/** Play `steps` against qsd and livebackup started with `args`; assert equal transcripts. */
+async function compareWithQsd(t: TestContext, args: readonly string[], steps: readonly ScenarioStep[]): Promise<void> {
+  const qsd = await startQsd(t, args);
+  const ourSocket = join(qsd.dir, 'livebackup-qmp.sock');
+  await startDaemon(t, [...args, '--chardev', `socket,id=lbqmp,path=${ourSocket},server=on,wait=off`, '--monitor', 'chardev=lbqmp'], [ourSocket]);
+  const theirs = await playScenario(qsd.socketPaths[0]!, steps);
+  const ours = await playScenario(ourSocket, steps);
+  assert.deepEqual(ours, theirs);
+}
+
+const negotiate: ScenarioStep = { execute: 'qmp_capabilities' };
+const backup = (extra: Record<string, unknown> = {}): ScenarioStep => ({
+  execute: 'blockdev-backup',
+  arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', ...extra },
+});
+const status = (value: string, options: { id?: string; nth?: number } = {}): ScenarioStep => ({ waitFor: 'JOB_STATUS_CHANGE', status: value, ...options });
+
+test('backup start to completion', LIMIT, async (t) => {
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    backup(),
+    status('null'),
+    { execute: 'query-block-jobs' },
+    { execute: 'query-jobs' },
+  ]);
+});
+
+test('cancel of a throttled backup', LIMIT, async (t) => {
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    backup({ speed: MiB }),
+    { execute: 'query-block-jobs' },
+    { execute: 'block-job-cancel', arguments: { device: 'j1' } },
+    status('null'),
+    { execute: 'query-block-jobs' },
+  ]);
+});
+
+test('pause and resume', LIMIT, async (t) => {
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    backup({ speed: MiB }),
+    { execute: 'block-job-pause', arguments: { device: 'j1' } },
+    // The first 'paused' is the drained start every new backup job goes through.
+    status('paused', { nth: 2 }),
+    { execute: 'query-block-jobs' },
+    { execute: 'block-job-pause', arguments: { device: 'j1' } },
+    { execute: 'block-job-resume', arguments: { device: 'j1' } },
+    { execute: 'job-resume', arguments: { id: 'j1' } },
+    { execute: 'block-job-set-speed', arguments: { device: 'j1', speed: 0 } },
+    status('null'),
+  ]);
+});
+
+test('auto-dismiss=false waits in concluded for job-dismiss', LIMIT, async (t) => {
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    backup({ 'auto-dismiss': false }),
+    status('concluded'),
+    { execute: 'query-jobs' },
+    { execute: 'query-block-jobs' },
+    { execute: 'job-dismiss', arguments: { id: 'j1' } },
+    status('null'),
+    { execute: 'query-jobs' },
+  ]);
+});
+
+test('verbs in the wrong state, auto-finalize=false', LIMIT, async (t) => {
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    backup({ 'auto-finalize': false, 'auto-dismiss': false }),
+    { waitFor: 'BLOCK_JOB_PENDING' },
+    { execute: 'job-dismiss', arguments: { id: 'j1' } },
+    { execute: 'block-job-complete', arguments: { device: 'j1' } },
+    { execute: 'job-pause', arguments: { id: 'j1' } },
+    { execute: 'block-job-finalize', arguments: { id: 'j1' } },
+    status('concluded'),
+    { execute: 'job-cancel', arguments: { id: 'j1' } },
+    { execute: 'block-job-dismiss', arguments: { id: 'j1' } },
+    status('null'),
+    { execute: 'job-finalize', arguments: { id: 'j1' } },
+  ]);
+});
+
+test('unknown command, missing and bad arguments, unknown devices and jobs', LIMIT, async (t) => {
+  await compareWithQsd(t, [...NULL_NODES, ...SMALL_NODE], [
+    { execute: 'query-block-jobs' },
+    negotiate,
+    negotiate,
+    { execute: 'no-such-command' },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', sync: 'full' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', bogus: 1 } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'sideways' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', speed: 'fast' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'nope', target: 'tgt', sync: 'full' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'nope', sync: 'full' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'src', sync: 'full' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'small', sync: 'full' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'incremental' } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', 'x-perf': { 'max-workers': 0 } } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', 'x-perf': { 'max-chunk': 1000 } } },
+    { execute: 'blockdev-backup', arguments: { 'job-id': '1bad', device: 'src', target: 'tgt', sync: 'full' } },
+    { execute: 'block-job-pause', arguments: { device: 'nope' } },
+    { execute: 'block-job-cancel', arguments: { device: 'nope' } },
+    { execute: 'block-job-set-speed', arguments: { device: 'nope', speed: 1 } },
+    { execute: 'block-job-dismiss', arguments: { id: 'nope' } },
+    { execute: 'job-pause', arguments: { id: 'nope' } },
+    { execute: 'job-dismiss', arguments: { id: 'nope' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'nope' } },
+    { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'src', size: MiB } },
+    { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'x1', size: '12' } },
+    { execute: 'blockdev-add', arguments: { driver: 'raw', 'node-name': 'x2', file: 'nope' } },
+    { execute: 'blockdev-add', arguments: { driver: 'file', 'node-name': 'x3' } },
+    { execute: 'nbd-server-stop' },
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e1', 'node-name': 'src' } },
+    { execute: 'query-block-exports' },
+    { execute: 'query-version' },
+  ]);
+});
+
+test('transaction: a bad action starts nothing; a good one starts every job', LIMIT, async (t) => {
+  const good = (id: string, device: string, target: string) => ({ type: 'blockdev-backup', data: { 'job-id': id, device, target, sync: 'full', speed: MiB } });
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    { execute: 'transaction', arguments: { actions: [good('j1', 'src', 'tgt'), { type: 'blockdev-backup', data: { 'job-id': 'j2', device: 'src2', target: 'nope', sync: 'full' } }] } },
+    { execute: 'transaction', arguments: { actions: [good('j1', 'src', 'tgt'), { type: 'bogus', data: {} }] } },
+    { execute: 'transaction', arguments: { actions: [good('j1', 'src', 'tgt'), good('j1', 'src2', 'tgt2')] } },
+    { execute: 'query-jobs' },
+    { execute: 'transaction', arguments: { actions: [] } },
+    { execute: 'transaction', arguments: { actions: [good('j1', 'src', 'tgt'), good('j2', 'src2', 'tgt2')] } },
+    { execute: 'query-jobs' },
+    { execute: 'job-cancel', arguments: { id: 'j1' } },
+    status('null', { id: 'j1', nth: 3 }),
+    { execute: 'job-cancel', arguments: { id: 'j2' } },
+    status('null', { id: 'j2' }),
+  ]);
+});
+
+test('exports: nbd-server-start/stop, block-export-add/del, nbd-server-add/remove, blockdev-del of an exported node', LIMIT, async (t) => {
+  const dir = await tempDir(t);
+  const nbdSocket = join(dir, 'nbd.sock');
+  await compareWithQsd(t, NULL_NODES, [
+    negotiate,
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e1', 'node-name': 'src' } },
+    { execute: 'nbd-server-start', arguments: { addr: { type: 'unix', data: { path: nbdSocket } } } },
+    { execute: 'nbd-server-start', arguments: { addr: { type: 'unix', data: { path: nbdSocket } } } },
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e1', 'node-name': 'src' } },
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e1', 'node-name': 'tgt' } },
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e2', 'node-name': 'nope' } },
+    { execute: 'block-export-add', arguments: { type: 'nbd', id: 'e2', 'node-name': 'tgt', name: 'other', writable: true } },
+    { execute: 'nbd-server-add', arguments: { device: 'src2', name: 'legacy' } },
+    { execute: 'query-block-exports' },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'src' } },
+    { execute: 'block-export-del', arguments: { id: 'e1' } },
+    { execute: 'block-export-del', arguments: { id: 'e1' } },
+    { execute: 'nbd-server-remove', arguments: { name: 'legacy' } },
+    { execute: 'nbd-server-remove', arguments: { name: 'legacy' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'src' } },
+    { execute: 'query-block-exports' },
+    { execute: 'nbd-server-stop' },
+    { execute: 'query-block-exports' },
+    { execute: 'nbd-server-stop' },
+  ]);
+});
+
+test('blockdev-add and query-named-block-nodes: file, raw, qcow2 with backing, null-co, nested and by-name children', LIMIT, async (t) => {
+  const dir = await tempDir(t);
+  const base = join(dir, 'base.qcow2');
+  const top = join(dir, 'top.qcow2');
+  const other = join(dir, 'other.qcow2');
+  const plain = join(dir, 'plain.raw');
+  await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', base, `${4 * MiB}`]);
+  await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', top]);
+  await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', other]);
+  await runOk('qemu-img', ['create', '-q', '-f', 'raw', plain, `${4 * MiB}`]);
+  await compareWithQsd(t, ['--blockdev', `driver=file,node-name=top-file,filename=${top}`, '--blockdev', 'qcow2,node-name=top,file=top-file'], [
+    negotiate,
+    { execute: 'blockdev-add', arguments: { driver: 'raw', 'node-name': 'plain', file: { driver: 'file', filename: plain } } },
+    { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'null0', size: 4 * MiB } },
+    { execute: 'blockdev-add', arguments: { driver: 'qcow2', 'node-name': 'base', 'read-only': true, file: { driver: 'file', 'node-name': 'base-file', filename: base } } },
+    { execute: 'blockdev-add', arguments: { driver: 'qcow2', 'node-name': 'nobacking', 'read-only': true, backing: null, file: { driver: 'file', filename: other, 'read-only': true } } },
+    { execute: 'query-named-block-nodes' },
+    { execute: 'query-named-block-nodes', arguments: { flat: true } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'base-file' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'base' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'top-file' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'nobacking' } },
+    { execute: 'blockdev-del', arguments: { 'node-name': 'null0' } },
+    { execute: 'query-named-block-nodes', arguments: { flat: true } },
+  ]);
+});
