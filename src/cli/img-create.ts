@@ -17,12 +17,15 @@ interface CreateFlags {
   backing?: string;
   backingFormat?: string;
   options?: string[];
+  unsafe: boolean;
 }
 
 const HELP_FOOTER = `
 SIZE is in bytes, or with a suffix K, M, G, T, P or E (powers of 1024):
-512K, 100M, 10G, 1.5T; it is rounded up to a multiple of 512. With -b and no SIZE the image gets the backing
-file's size. A relative backing file name is relative to FILE's folder.
+512K, 100M, 10G, 1.5T; it is rounded up to a multiple of 512. With -b and
+no SIZE the image gets the backing file's size. A relative backing file name
+is relative to FILE's folder. The backing file must exist and be readable
+in the given format, unless -u is given (then SIZE is required).
 An existing FILE is overwritten.
 
 Format options (-o, comma-separated key=value; write a comma in a value as ,,)
@@ -35,6 +38,7 @@ Examples:
   livebackup img create -f qcow2 disk.qcow2 10G
   livebackup img create -f raw disk.raw 512M
   livebackup img create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2
+  livebackup img create -f qcow2 -u -b later.raw -F raw overlay.qcow2 10G
   livebackup img create -f qcow2 -o cluster_size=4096 small-clusters.qcow2 1G
 `;
 
@@ -49,6 +53,7 @@ export function registerImgCreate(img: Command, context: CommandContext): void {
     .option('-b, --backing <file>', 'backing file of the new image (qcow2)')
     .option('-F, --backing-format <format>', 'format of the backing file (required with -b)')
     .option('-o, --options <key=value,...>', 'format options (repeatable)', collect)
+    .option('-u, --unsafe', 'do not open the backing file (it may not exist yet)', false)
     .addHelpText('after', HELP_FOOTER)
     .action(async (file: string, size: string | undefined, flags: CreateFlags) => {
       await createImageCommand(context, file, size, flags);
@@ -56,7 +61,7 @@ export function registerImgCreate(img: Command, context: CommandContext): void {
 }
 
 async function createImageCommand(context: CommandContext, file: string, sizeText: string | undefined, flags: CreateFlags): Promise<void> {
-  const formatOptions: Record<string, string | number> = parseFormatOptions(flags.options ?? []);
+  const formatOptions = parseFormatOptions(flags.options ?? []);
   const backing = flags.backing ?? formatOptions.backing_file;
   const backingFormat = flags.backingFormat ?? formatOptions.backing_fmt;
   if (backing === undefined && backingFormat !== undefined) {
@@ -67,7 +72,7 @@ async function createImageCommand(context: CommandContext, file: string, sizeTex
     if (!findDriver(flags.format)?.childRoles.includes('backing')) {
       throw new LivebackupError('INVALID_ARGUMENT', `Format '${flags.format}' does not support backing files`);
     }
-    const backingPath = resolveBackingPath(file, String(backing));
+    const backingPath = resolveBackingPath(file, backing);
     if (backingFormat === undefined) {
       const detected = await probeImageFormat(backingPath);
       throw new LivebackupError(
@@ -75,9 +80,12 @@ async function createImageCommand(context: CommandContext, file: string, sizeTex
         `Backing file '${backing}' specified without backing format (detected format: ${detected}; add -F ${detected})`,
       );
     }
-    size ??= await withImages([{ filename: backingPath, format: String(backingFormat), withoutBacking: true }], async ([node]) => node!.length);
-    formatOptions.backing_file = String(backing);
-    formatOptions.backing_fmt = String(backingFormat);
+    if (!flags.unsafe) {
+      const backingSize = await withImages([{ filename: backingPath, format: backingFormat, withoutBacking: true }], async ([node]) => node!.length);
+      size ??= backingSize;
+    }
+    formatOptions.backing_file = backing;
+    formatOptions.backing_fmt = backingFormat;
   }
   if (size === undefined) {
     throw new LivebackupError('INVALID_ARGUMENT', `${file}: Image creation needs a size parameter`);
@@ -88,7 +96,7 @@ async function createImageCommand(context: CommandContext, file: string, sizeTex
 }
 
 /** " key=value ..." as qemu-img prints them: format options, then size, then the backing file. */
-function describeOptions(options: Record<string, string | number>, size: number): string {
+function describeOptions(options: Record<string, string>, size: number): string {
   const { backing_file: backingFile, backing_fmt: backingFormat, ...rest } = options;
   const parts = Object.entries(rest).map(([key, value]) => `${key}=${value}`);
   parts.push(`size=${size}`);

@@ -105,13 +105,25 @@ test('img create usage errors exit 2 with a one-line message naming the problem'
   }
 });
 
-test('img create -b without -F names the detected backing format', needsQemuImg, async (t) => {
+test('img create -b: without -F names the detected format; a missing backing file is an error unless -u', needsQemuImg, async (t) => {
   const dir = await tempDir(t);
   await runOk('qemu-img', ['create', '-f', 'qcow2', join(dir, 'base.qcow2'), '1M']);
   const result = await livebackup('img', 'create', '-f', 'qcow2', '-b', 'base.qcow2', join(dir, 'top.qcow2'));
   assert.equal(result.code, 2);
   assert.match(result.stderr, /without backing format \(detected format: qcow2; add -F qcow2\)/);
-  const missing = await livebackup('img', 'create', '-f', 'qcow2', '-b', 'nope.qcow2', '-F', 'qcow2', join(dir, 'top.qcow2'));
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /nope\.qcow2.*No such file or directory/);
+  for (const size of [[], ['1M']]) {
+    const missing = await livebackup('img', 'create', '-f', 'qcow2', '-b', 'nope.qcow2', '-F', 'qcow2', join(dir, 'top.qcow2'), ...size);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nope\.qcow2.*No such file or directory/);
+    assert.equal(missing.stdout, '');
+  }
+  // -u: the backing file is not opened, so it need not exist yet; SIZE is then required.
+  const unsafe = join(dir, 'unsafe.qcow2');
+  await livebackupOk('img', 'create', '-f', 'qcow2', '-u', '-b', 'later.qcow2', '-F', 'qcow2', unsafe, '1M');
+  const info = await qemuImgInfo(unsafe);
+  assert.equal(info['backing-filename'], 'later.qcow2');
+  assert.equal(info['virtual-size'], 1024 * 1024);
+  const noSize = await livebackup('img', 'create', '-f', 'qcow2', '-u', '-b', 'later.qcow2', '-F', 'qcow2', unsafe);
+  assert.equal(noSize.code, 2);
+  assert.match(noSize.stderr, /needs a size/);
 });
