@@ -214,12 +214,21 @@ export class Refcounts {
     return offset;
   }
 
-  /** The next cluster at the end of the file whose refcount is zero. */
+  /** The next cluster at the end of the file whose refcount is zero. Awaits only to load a refcount block. */
   private async takeEndCluster(): Promise<number> {
     for (;;) {
       const cluster = this.bump++;
-      if ((await this.get(cluster)) === 0) return cluster;
+      const known = this.refcountIfCached(cluster);
+      if ((known ?? (await this.get(cluster))) === 0) return cluster;
     }
+  }
+
+  /** The refcount of a cluster when it is known without I/O (no block, or block cached), else undefined. */
+  private refcountIfCached(cluster: number): number | undefined {
+    const blockIndex = Math.floor(cluster / this.entriesPerBlock);
+    if (this.blockOffset(blockIndex) === 0) return 0;
+    const block = this.cachedBlock(blockIndex);
+    return block ? this.readEntry(block, cluster % this.entriesPerBlock) : undefined;
   }
 
   /** Allocate refcount block `blockIndex` at the end of the file, growing the table when needed. */
@@ -249,7 +258,7 @@ export class Refcounts {
     }
     let start = this.bump;
     for (let probe = start; probe < start + clusters; probe++) {
-      if ((await this.get(probe)) !== 0) start = probe + 1;
+      if ((this.refcountIfCached(probe) ?? (await this.get(probe))) !== 0) start = probe + 1;
     }
     const old = { offset: this.tableOffsetValue, clusters: this.tableClusters };
     const table = new Uint8Array(clusters * this.clusterSize);
