@@ -29,12 +29,32 @@ function escapeString(text: string): string {
   return `${out}${text.slice(runStart)}"`;
 }
 
+/**
+ * A number as QEMU prints it: integers in full, other doubles like C's
+ * "%.17g" (17 significant digits, trailing zeros dropped, exponent form
+ * outside 1e-4..1e17). Non-finite values, which JSON cannot express, are
+ * written as null.
+ */
+function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return 'null';
+  if (Object.is(value, -0)) return '-0';
+  if (Number.isSafeInteger(value)) return String(value);
+  const [mantissa, exponentText] = value.toExponential(16).split('e') as [string, string];
+  const exponent = Number(exponentText);
+  const trim = (digits: string): string => (digits.includes('.') ? digits.replace(/0+$/, '').replace(/\.$/, '') : digits);
+  if (exponent < -4 || exponent >= 17) {
+    const magnitude = String(Math.abs(exponent)).padStart(2, '0');
+    return `${trim(mantissa)}e${exponent < 0 ? '-' : '+'}${magnitude}`;
+  }
+  return trim(value.toFixed(16 - exponent));
+}
+
 function writeValue(value: unknown): string {
   switch (typeof value) {
     case 'string':
       return escapeString(value);
     case 'number':
-      return Number.isFinite(value) ? String(value) : 'null';
+      return formatNumber(value);
     case 'bigint':
       return value.toString();
     case 'boolean':

@@ -149,6 +149,11 @@ test('output is formatted like QEMU: spaces after separators, QDict member order
   assert.equal(toQmpJson({ event: 'E', data: {}, timestamp: { microseconds: 1, seconds: 2 } }), '{"timestamp": {"seconds": 2, "microseconds": 1}, "event": "E", "data": {}}');
 });
 
+test('doubles are written like C\'s "%.17g", integers in full', () => {
+  assert.equal(toQmpJson([0.1, 2.5, -0.0015, 1e-7, 1e20, 1e17, 123456789.123, -0, 0, 5, 1.5e300, 2 ** 53, 1 / 3, 5e-324, Infinity, NaN]),
+    '[0.10000000000000001, 2.5, -0.0015, 9.9999999999999995e-08, 1e+20, 1e+17, 123456789.123, -0, 0, 5, 1.5000000000000001e+300, 9007199254740992, 0.33333333333333331, 4.9406564584124654e-324, null, null]');
+});
+
 /** A random JSON value (no noncharacters or lone surrogates: QEMU refuses those). */
 function randomValue(random: SeededRandom, depth: number): unknown {
   const kind = random.int(0, depth > 3 ? 4 : 6);

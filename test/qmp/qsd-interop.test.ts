@@ -201,6 +201,7 @@ test('the bytes on the wire match qemu-storage-daemon: separators, escapes, memb
     '{"execute":"qmp_capabilities","id":{"b":[1,2.5,true,null],"a":"x"}}',
     '{"execute":"query-version","id":"\u00e9\\u0001\\n\\"/\\\\\\ud83d\\ude00"}',
     '{"execute":"no-such-command","id":-7}',
+    '{"execute":"no-such-command","id":[0.1,2.5,-0.0015,1e-7,1e20,1e17,123456789.123,-0.0,-0,1.5e300,0.3,100.25,1e-5,0.0001,1.7976931348623157e308,5e-324,9007199254740993.0,1.0,-12345678901234567890]}',
     '{"execute":"query-version","id":{"a":1,"b":[1,2],"c":{},"d":[],"e":"x","f":12345678901234567890,"h":null}}',
     `{"execute":"query-version","id":${JSON.stringify(Object.fromEntries(
       ['type', 'device', 'len', 'offset', 'busy', 'paused', 'speed', 'io-status', 'ready', 'status', 'auto-finalize', 'auto-dismiss',
@@ -216,7 +217,7 @@ test('the bytes on the wire match qemu-storage-daemon: separators, escapes, memb
   const normalise = (text: string): string => text.replace(versionInfo, '<VersionInfo>');
   const theirs = normalise(await rawExchange(qsd.socketPaths[0]!, `${input}\n`));
   const mine = normalise(await rawExchange(ours, `${input}\n`));
-  assert.equal(theirs.split('\r\n').length, 11, theirs);
+  assert.equal(theirs.split('\r\n').length, 12, theirs);
   assert.equal(mine, theirs);
 });
 
