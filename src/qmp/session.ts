@@ -102,6 +102,15 @@ export class QmpSession {
     this.host.sessionClosed(this);
   }
 
+  /** Resolve when the socket can take more output, or is gone. */
+  private async drained(): Promise<void> {
+    const done = new AbortController();
+    const waits = [once(this.socket, 'drain', { signal: done.signal }), once(this.socket, 'close', { signal: done.signal })];
+    // 'error' makes once() reject; the 'close' that follows ends the session anyway.
+    await Promise.race(waits).catch(() => undefined);
+    done.abort(); // removes the listener that did not fire; race() already handles its rejection
+  }
+
   /** Write a line and resolve once it is handed to the OS (or the connection is gone). */
   private writeFlushed(line: string): Promise<void> {
     if (this.closed || !this.socket.writable) return Promise.resolve();
@@ -146,8 +155,7 @@ export class QmpSession {
           // Actions such as quit run only once the reply has left our buffers.
           await this.writeFlushed(line);
         } else if (!this.writeLine(line) && !this.closed) {
-          // 'error' makes once() reject; the 'close' that follows ends the session anyway.
-          await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]).catch(() => undefined);
+          await this.drained();
         }
         for (const callback of afterReply) {
           try {
