@@ -729,7 +729,7 @@ export class Qcow2Driver implements BlockDriver {
       }
       if (taken.l1) {
         await this.file.write(this.header.l1TableOffset + taken.l1.from * 8, taken.l1.bytes, {});
-        this.l1WrittenGeneration = Math.max(this.l1WrittenGeneration, taken.l1.generation);
+        this.markL1Written(taken.l1.generation);
         await this.file.flush();
       }
       if (taken.decrements.length > 0) {
@@ -753,11 +753,19 @@ export class Qcow2Driver implements BlockDriver {
 
   private snapshotL1(): { from: number; bytes: Uint8Array; generation: number } | undefined {
     if (this.l1Generation === this.l1WrittenGeneration) return undefined;
+    // The dirty range is reset only once written (see markL1Written), so a failed write is retried.
     const from = this.l1DirtyFrom;
     const bytes = this.l1.slice(from * 8, this.l1DirtyTo * 8);
-    this.l1DirtyFrom = Number.POSITIVE_INFINITY;
-    this.l1DirtyTo = 0;
     return { from, bytes, generation: this.l1Generation };
+  }
+
+  /** Record that the L1 snapshot of `generation` is on disk. */
+  private markL1Written(generation: number): void {
+    this.l1WrittenGeneration = Math.max(this.l1WrittenGeneration, generation);
+    if (this.l1Generation === this.l1WrittenGeneration) {
+      this.l1DirtyFrom = Number.POSITIVE_INFINITY;
+      this.l1DirtyTo = 0;
+    }
   }
 
   private releaseQuarantine(): void {
