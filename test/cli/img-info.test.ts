@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,6 +66,15 @@ test('img info on qcow2 images with and without a backing file matches qemu-img 
   const topInfo = await assertInfoMatchesQemu(top);
   assert.equal(topInfo['backing-filename'], 'base.qcow2');
   await assertInfoMatchesQemu(lazy);
+  // Killed while writing with lazy refcounts: the dirty flag stays set.
+  const killed = spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'write 0 64k', '-c', 'sigraise 9', lazy], { stdio: 'ignore' });
+  assert.equal(killed.signal, 'SIGKILL');
+  const dirty = await assertInfoMatchesQemu(lazy);
+  assert.equal(dirty['dirty-flag'], true);
+  assert.deepEqual(stableHumanLines(await livebackupOk('img', 'info', lazy)), stableHumanLines(await runOk('qemu-img', ['info', '-U', lazy])));
+  const v2 = join(dir, 'v2.qcow2');
+  await runOk('qemu-img', ['create', '-f', 'qcow2', '-o', 'compat=0.10', v2, '10M']);
+  await assertInfoMatchesQemu(v2);
 
   const ours = await livebackupOk('img', 'info', top);
   const theirs = await runOk('qemu-img', ['info', '-U', top]);
