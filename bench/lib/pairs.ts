@@ -11,6 +11,8 @@ export interface Measurement {
   readonly seconds: number;
   /** Peak resident set size in bytes, when measured. */
   readonly peakRssBytes?: number;
+  /** User plus system CPU seconds of the measured process, when known. */
+  readonly cpuSeconds?: number;
   /** How peakRssBytes was obtained (see processes.ts). */
   readonly rssMethod?: string;
   /** Scenario-specific numbers (throughput, secondary timings). */

@@ -1,5 +1,7 @@
 /**
- * Measured child processes: wall time from spawn to exit and peak RSS.
+ * Measured child processes: wall time from spawn to exit, peak RSS and
+ * (with `time -v`) CPU seconds, which stay meaningful when other load on
+ * the machine makes wall times noisy.
  * Peak RSS comes from GNU `/usr/bin/time -v` (apt package `time`) when it
  * is installed; otherwise /proc/PID/status VmHWM is polled while the
  * process runs (which can miss a peak reached just before exit).
@@ -28,10 +30,23 @@ export const rssMethod: RssMethod = (() => {
   }
 })();
 
-/** The "Maximum resident set size (kbytes)" of `time -v` output, in bytes. */
-export function parseTimeVerbose(text: string): number | undefined {
-  const match = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
-  return match ? Number(match[1]) * 1024 : undefined;
+/** What `time -v` reports that the bench uses. */
+export interface TimeVerbose {
+  /** "Maximum resident set size (kbytes)", in bytes. */
+  readonly peakRssBytes?: number;
+  /** User plus system CPU seconds. */
+  readonly cpuSeconds?: number;
+}
+
+/** Parse the report of GNU `time -v`. */
+export function parseTimeVerbose(text: string): TimeVerbose {
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
+  const user = /User time \(seconds\): ([\d.]+)/.exec(text);
+  const system = /System time \(seconds\): ([\d.]+)/.exec(text);
+  return {
+    peakRssBytes: rss ? Number(rss[1]) * 1024 : undefined,
+    cpuSeconds: user && system ? Number(user[1]) + Number(system[1]) : undefined,
+  };
 }
 
 /** The VmHWM line of /proc/PID/status, in bytes. */
@@ -83,12 +98,12 @@ export function spawnMeasured(argv: readonly string[], options: SpawnOptions): M
       await rm(report, { force: true });
       throw new Error(`${argv.join(' ')} ${signal ? `was killed by ${signal}` : `exited ${code}`}: ${stderr.trim().slice(-2000)}`);
     }
-    let peakRssBytes = polledPeak;
     if (rssMethod === 'time -v') {
-      peakRssBytes = parseTimeVerbose(await readFile(report, 'utf8'));
+      const { peakRssBytes, cpuSeconds } = parseTimeVerbose(await readFile(report, 'utf8'));
       await rm(report, { force: true });
+      return { seconds, peakRssBytes, cpuSeconds, rssMethod };
     }
-    return { seconds, peakRssBytes, rssMethod };
+    return { seconds, peakRssBytes: polledPeak, rssMethod };
   })();
   exited.catch(() => undefined);
   return { child, exited, stderr: () => stderr };

@@ -5,6 +5,7 @@
  * the process has exited.
  */
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { QmpClient } from '../../test/helpers/qmp-client.js';
 import type { Measurement } from './pairs.js';
 import { spawnMeasured, waitForSocket, type MeasuredProcess } from './processes.js';
@@ -31,7 +32,7 @@ export async function startQsd(scratchDir: string, args: readonly string[], prog
     { scratchDir },
   );
   await waitForSocket(socket, measured);
-  const qmp = await QmpClient.connect(socket);
+  const qmp = await connectWhileStarting(socket, measured);
   return {
     qmp,
     process: measured,
@@ -41,6 +42,22 @@ export async function startQsd(scratchDir: string, args: readonly string[], prog
       return measured.exited;
     },
   };
+}
+
+/**
+ * Connect to the monitor. The socket file exists from bind() on, but
+ * connections are refused until listen(): retry ECONNREFUSED while the
+ * process is alive.
+ */
+async function connectWhileStarting(socket: string, measured: MeasuredProcess): Promise<QmpClient> {
+  for (;;) {
+    try {
+      return await QmpClient.connect(socket);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || measured.child.exitCode !== null) throw error;
+      await sleep(2);
+    }
+  }
 }
 
 /** `--blockdev` arguments for an image file as a format node named `nodeName`. */

@@ -26,6 +26,8 @@ export interface SideResult {
   /** Peak RSS of the measured process, when known. */
   readonly peakRss?: Summary;
   readonly rssMethod?: string;
+  /** CPU seconds of the measured process, when known. */
+  readonly cpuSeconds?: Summary;
 }
 
 export interface ComparisonRow {
@@ -126,12 +128,18 @@ function requireRuns(results: RoundResults, label: string): readonly Measurement
   return runs;
 }
 
+/** Summary of an optional field, when every run has it. */
+function summaryOf(runs: readonly Measurement[], field: 'peakRssBytes' | 'cpuSeconds'): Summary | undefined {
+  const values = runs.map((run) => run[field]).filter((value): value is number => value !== undefined);
+  return values.length === runs.length ? summarize(values) : undefined;
+}
+
 function sideResult(label: string, values: number[], runs: readonly Measurement[]): SideResult {
-  const rss = runs.map((run) => run.peakRssBytes).filter((value): value is number => value !== undefined);
   return {
     label,
     value: summarize(values),
-    peakRss: rss.length === runs.length ? summarize(rss) : undefined,
+    peakRss: summaryOf(runs, 'peakRssBytes'),
     rssMethod: runs.find((run) => run.rssMethod !== undefined)?.rssMethod,
+    cpuSeconds: summaryOf(runs, 'cpuSeconds'),
   };
 }

@@ -50,16 +50,16 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-function peakRssCell(row: ComparisonRow): string {
-  const ours = row.ours.peakRss ? formatValue('rss', row.ours.peakRss.median) : '?';
-  const peer = row.peer.peakRss ? formatValue('rss', row.peer.peakRss.median) : '?';
-  return `${ours} / ${peer}`;
+/** "ours / peer" medians of an optional per-process figure; '?' where unknown. */
+function bothSides(row: ComparisonRow, pick: (side: ComparisonRow['ours']) => Summary | undefined, metric: Metric): string {
+  const cell = (summary: Summary | undefined) => (summary ? formatValue(metric, summary.median) : '?');
+  return `${cell(pick(row.ours))} / ${cell(pick(row.peer))}`;
 }
 
-/** The comparisons table. Absolute columns are medians. */
+/** The comparisons table. Absolute columns are medians; CPU is user + system seconds of the measured process. */
 export function comparisonTable(rows: readonly ComparisonRow[]): string {
   return markdownTable(
-    ['Scenario', 'Comparison', 'livebackup', 'Peer', 'Ratio median (min–max)', 'Target', 'Met', 'Peak RSS (ours / peer)'],
+    ['Scenario', 'Comparison', 'livebackup', 'Peer', 'Ratio median (min–max)', 'Target', 'Met', 'Peak RSS (ours / peer)', 'CPU (ours / peer)'],
     rows.map((row) => [
       row.scenario,
       row.note ? `${row.comparison} (${row.note})` : row.comparison,
@@ -68,7 +68,8 @@ export function comparisonTable(rows: readonly ComparisonRow[]): string {
       formatRatio(row.ratio),
       formatTarget(row.target),
       formatMet(row.met),
-      peakRssCell(row),
+      bothSides(row, (side) => side.peakRss, 'rss'),
+      bothSides(row, (side) => side.cpuSeconds, 'time'),
     ]),
   );
 }

@@ -47,7 +47,7 @@ function writerContender(context: ScenarioContext, label: string, launch: Daemon
         await rm(target, { force: true });
       }
       const lifetime = await daemon.quit();
-      return { seconds: outcome.writeSeconds, peakRssBytes: lifetime.peakRssBytes, rssMethod: lifetime.rssMethod, extra: outcome };
+      return { ...lifetime, seconds: outcome.writeSeconds, extra: outcome };
     },
   };
 }
@@ -129,7 +129,7 @@ export const guestWrites: Scenario = {
       checks: [],
       notes: [
         `write throughput during backup / without backup, per round: livebackup ${slowdown(OURS_BUSY, OURS_IDLE)}, qsd ${slowdown(PEER_BUSY, PEER_IDLE)}`,
-        `disk: writable copy of the qcow2 ${describeLayout(image.layout)}; qemu-img bench -w -s 4k -d ${DEPTH} -S ${STEP} -c ${context.scale.guestWrites}; peak RSS is the daemon's`,
+        `disk: writable copy of the qcow2 ${describeLayout(image.layout)}; qemu-img bench -w -s 4k -d ${DEPTH} -S ${STEP} -c ${context.scale.guestWrites}; peak RSS and CPU are the daemon's whole lifetime`,
         'livebackup side: bench/lib/bench-daemon.ts (library NbdServer + startBackup) until `livebackup daemon` exists',
       ],
     };

@@ -5,10 +5,13 @@ import { parseTimeVerbose, parseVmHwm } from '../../bench/lib/processes.js';
 import { fittingScale, requiredBytes, SCALES } from '../../bench/lib/scale.js';
 import { parseQemuImgBench } from '../../bench/scenarios/guest-writes.js';
 
-test('peak RSS from time -v and from /proc VmHWM, in bytes', () => {
-  const timeOutput = '\tCommand being timed: "node x"\n\tMaximum resident set size (kbytes): 121092\n\tExit status: 0\n';
-  assert.equal(parseTimeVerbose(timeOutput), 121092 * 1024);
-  assert.equal(parseTimeVerbose('nothing here'), undefined);
+test('peak RSS and CPU seconds from time -v and from /proc VmHWM, in bytes', () => {
+  const timeOutput =
+    '\tCommand being timed: "node x"\n\tUser time (seconds): 2.16\n\tSystem time (seconds): 8.78\n\tMaximum resident set size (kbytes): 121092\n\tExit status: 0\n';
+  const parsed = parseTimeVerbose(timeOutput);
+  assert.equal(parsed.peakRssBytes, 121092 * 1024);
+  assert.ok(Math.abs(parsed.cpuSeconds! - 10.94) < 1e-9);
+  assert.deepEqual(parseTimeVerbose('nothing here'), { peakRssBytes: undefined, cpuSeconds: undefined });
   assert.equal(parseVmHwm('VmPeak:\t  200 kB\nVmHWM:\t   5120 kB\nVmRSS:\t 4000 kB\n'), 5120 * 1024);
 });
 

@@ -58,7 +58,7 @@ test('renderReport has the machine facts, one comparison table, checks and notes
   const text = renderReport([report], ['nproc: 2']);
   const lines = text.split('\n');
   assert.ok(lines.includes('- nproc: 2'));
-  assert.ok(lines.includes('| full-qcow2 | backup time | 1.50 s | qemu-storage-daemon: 2.00 s | 0.75 (0.75–0.75) | ≤ 0.80 | yes | ? / ? |'), text);
+  assert.ok(lines.includes('| full-qcow2 | backup time | 1.50 s | qemu-storage-daemon: 2.00 s | 0.75 (0.75–0.75) | ≤ 0.80 | yes | ? / ? | ? / ? |'), text);
   assert.ok(lines.includes('| memory | RSS ≤ 128 MiB | 80.0 MiB | yes |'), text);
   assert.ok(lines.includes('- full-qcow2: image: 2 GiB'), text);
 });
