@@ -101,7 +101,7 @@ export class QmpServer implements QmpSessionHost {
       throw ioError(`Cannot listen on '${path}'`, error);
     }
     try {
-      const boundPath = join(privateDir, 'socket');
+      const boundPath = join(privateDir, 's'); // short: unix socket paths are limited to 107 bytes
       const server = this.newListener();
       await this.startListening(server, () => server.listen(boundPath), `Cannot listen on '${path}'`);
       try {
