@@ -42,6 +42,8 @@ export interface QmpServerOptions {
 }
 
 const DEFAULT_MAX_CLIENTS = 64;
+/** sun_path holds 108 bytes including the terminating NUL. */
+const MAX_UNIX_PATH_BYTES = 107;
 
 /** Microsecond wall-clock timestamp as QMP events carry it. */
 export function eventTimestamp(): { seconds: number; microseconds: number } {
@@ -87,9 +89,13 @@ export class QmpServer implements QmpSessionHost {
    * only. The socket is bound inside a fresh private directory, restricted,
    * then renamed into place, so it is never reachable with wider
    * permissions. A stale socket file at `path` is replaced; any other file
-   * is an error (ALREADY_EXISTS).
+   * is an error (ALREADY_EXISTS); a path clients could not connect to
+   * (over 107 bytes) is INVALID_ARGUMENT.
    */
   async listenUnix(path: string): Promise<void> {
+    if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) {
+      throw new LivebackupError('INVALID_ARGUMENT', `Cannot listen on '${path}': a unix socket path may have at most ${MAX_UNIX_PATH_BYTES} bytes`);
+    }
     const existing = await lstat(path).catch(() => undefined);
     if (existing !== undefined && !existing.isSocket()) {
       throw new LivebackupError('ALREADY_EXISTS', `Cannot listen on '${path}': it exists and is not a socket`);

@@ -373,3 +373,18 @@ test('connections beyond maxClients are closed at once; a freed slot can be reus
   const again = await connected(t, path);
   assert.equal((await again.execute('query-version', undefined, { id: 'slot' })).id, 'slot');
 });
+
+test('a socket path that cannot be bound is a clear error naming it', async (t) => {
+  const dir = await tempDir(t, 'livebackup-qmp-');
+  const server = new QmpServer();
+  t.after(() => server.close());
+  const tooLong = join(dir, `${'s'.repeat(150)}.sock`);
+  await assert.rejects(server.listenUnix(tooLong), (error: unknown) => {
+    assert.ok(error instanceof LivebackupError);
+    assert.equal(error.code, 'INVALID_ARGUMENT');
+    assert.ok(error.message.startsWith(`Cannot listen on '${tooLong}'`), error.message);
+    return true;
+  });
+  await assert.rejects(server.listenUnix(join(dir, 'missing-dir', 'qmp.sock')), { code: 'IO_ERROR' });
+  assert.equal(server.clientCount, 0);
+});
