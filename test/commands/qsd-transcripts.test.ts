@@ -212,3 +212,31 @@ test('blockdev-add and query-named-block-nodes: file, raw, qcow2 with backing, n
     { execute: 'query-named-block-nodes', arguments: { flat: true } },
   ]);
 });
+
+test('write errors on a blkdebug target (keyval lists on the command line): report and stop policies', LIMIT, async (t) => {
+  const dir = await tempDir(t);
+  const source = join(dir, 'source.raw');
+  const target = join(dir, 'target.raw');
+  await runOk('qemu-img', ['create', '-q', '-f', 'raw', source, `${4 * MiB}`]);
+  await runOk('qemu-img', ['create', '-q', '-f', 'raw', target, `${4 * MiB}`]);
+  const blkdebug = (name: string, once: boolean) => [
+    '--blockdev',
+    `driver=raw,node-name=${name},file.driver=blkdebug,file.image.driver=file,file.image.filename=${target},` +
+      `file.inject-error.0.event=write_aio,file.inject-error.0.errno=5,file.inject-error.0.once=${once ? 'on' : 'off'}`,
+  ];
+  await compareWithQsd(t, ['--blockdev', `driver=file,node-name=src,filename=${source}`, ...blkdebug('failing', false)], [
+    negotiate,
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'failing', sync: 'full', 'on-target-error': 'report' } },
+    status('null'),
+  ]);
+  await compareWithQsd(t, ['--blockdev', `driver=file,node-name=src,filename=${source}`, ...blkdebug('flaky', true)], [
+    negotiate,
+    { execute: 'blockdev-backup', arguments: { 'job-id': 'j1', device: 'src', target: 'flaky', sync: 'full', 'on-target-error': 'stop' } },
+    { waitFor: 'BLOCK_JOB_ERROR' },
+    status('paused', { nth: 2 }),
+    { execute: 'query-block-jobs' },
+    { execute: 'job-dismiss', arguments: { id: 'j1' } },
+    { execute: 'job-resume', arguments: { id: 'j1' } },
+    status('null'),
+  ]);
+});
