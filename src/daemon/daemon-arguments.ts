@@ -22,12 +22,20 @@ import { BlockExportOptions, NbdServerOptions, type BlockExportArgs, type NbdSer
 /** Where a QMP monitor listens. */
 export type MonitorAddress = { readonly type: 'unix'; readonly path: string } | { readonly type: 'inet'; readonly host: string; readonly port: number };
 
+/** Where a startup step came from: the option (`--monitor`, `--qmp`, ...) and its argument text. */
+interface StepOrigin {
+  readonly option: string;
+  readonly text: string;
+}
+
 /** One option that does something at startup, in command-line order. */
-export type StartupStep =
-  | { readonly kind: 'blockdev'; readonly text: string; readonly options: Record<string, unknown> }
-  | { readonly kind: 'monitor'; readonly text: string; readonly address: MonitorAddress }
-  | { readonly kind: 'nbd-server'; readonly text: string; readonly options: NbdServerArgs }
-  | { readonly kind: 'export'; readonly text: string; readonly options: BlockExportArgs };
+export type StartupStep = StepOrigin &
+  (
+    | { readonly kind: 'blockdev'; readonly options: Record<string, unknown> }
+    | { readonly kind: 'monitor'; readonly address: MonitorAddress }
+    | { readonly kind: 'nbd-server'; readonly options: NbdServerArgs }
+    | { readonly kind: 'export'; readonly options: BlockExportArgs }
+  );
 
 export interface DaemonArguments {
   readonly steps: readonly StartupStep[];
@@ -145,7 +153,7 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
     }
     switch (option) {
       case '--blockdev':
-        steps.push({ kind: 'blockdev', text, options: typed(option, text, () => parseOptionArgument(text, BlockdevOptions, { impliedKey: 'driver' })) });
+        steps.push({ kind: 'blockdev', option, text, options: typed(option, text, () => parseOptionArgument(text, BlockdevOptions, { impliedKey: 'driver' })) });
         break;
       case '--chardev': {
         const { id, address } = parseChardev(text);
@@ -158,17 +166,17 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
         if (options.mode === 'readline') throw new DaemonArgumentError(option, text, "only QMP monitors (mode=control) are supported");
         const address = chardevs.get(options.chardev);
         if (!address) throw new DaemonArgumentError(option, text, `chardev '${options.chardev}' not found`);
-        steps.push({ kind: 'monitor', text, address });
+        steps.push({ kind: 'monitor', option, text, address });
         break;
       }
       case '--qmp':
-        steps.push({ kind: 'monitor', text, address: parseQmpShorthand(text) });
+        steps.push({ kind: 'monitor', option, text, address: parseQmpShorthand(text) });
         break;
       case '--nbd-server':
-        steps.push({ kind: 'nbd-server', text, options: typed(option, text, () => parseOptionArgument<NbdServerArgs>(text, NbdServerOptions)) });
+        steps.push({ kind: 'nbd-server', option, text, options: typed(option, text, () => parseOptionArgument<NbdServerArgs>(text, NbdServerOptions)) });
         break;
       case '--export':
-        steps.push({ kind: 'export', text, options: typed(option, text, () => parseOptionArgument<BlockExportArgs>(text, BlockExportOptions, { impliedKey: 'type' })) });
+        steps.push({ kind: 'export', option, text, options: typed(option, text, () => parseOptionArgument<BlockExportArgs>(text, BlockExportOptions, { impliedKey: 'type' })) });
         break;
       case '--pidfile':
         pidfile = text;

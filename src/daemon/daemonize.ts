@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 
 /** Set in the environment of the detached child. */
 export const DAEMON_CHILD_ENV = 'LIVEBACKUP_DAEMON_CHILD';
@@ -29,7 +30,7 @@ export async function spawnDetached(): Promise<number> {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
   });
-  const pipe = child.stdio[READY_FD] as import('node:stream').Readable;
+  const pipe = child.stdio[READY_FD] as Readable;
   let report = '';
   pipe.setEncoding('utf8');
   pipe.on('data', (text: string) => (report += text));

@@ -5,7 +5,7 @@
  * SIGTERM/SIGINT/SIGHUP or `quit`. Resolves to the exit code.
  */
 import pino from 'pino';
-import { messageOf } from '../errors.js';
+import { LivebackupError, messageOf } from '../errors.js';
 import { livebackupVersion } from '../qmp/version.js';
 import { DAEMON_USAGE, parseDaemonArguments, type DaemonArguments, type StartupStep } from './daemon-arguments.js';
 import { isDetachedChild, reportFailure, reportReady, spawnDetached } from './daemonize.js';
@@ -47,7 +47,8 @@ async function startDaemon(args: DaemonArguments): Promise<StorageDaemon> {
       try {
         await applyStep(daemon, step);
       } catch (error) {
-        throw new Error(`--${step.kind === 'monitor' ? 'monitor' : step.kind} ${step.text}: ${messageOf(error)}`);
+        const code = error instanceof LivebackupError ? error.code : 'IO_ERROR';
+        throw new LivebackupError(code, `${step.option} ${step.text}: ${messageOf(error)}`, { cause: error });
       }
     }
     if (args.pidfile !== undefined) await writePidFile(args.pidfile);
