@@ -25,7 +25,7 @@ import { LivebackupError } from '../../errors.js';
 import { AsyncMutex } from './async-mutex.js';
 import { RangeLocks } from './range-locks.js';
 import { MetadataCache, type MetadataTable } from './metadata-cache.js';
-import { Refcounts } from './refcounts.js';
+import { Refcounts, type RefcountSnapshot } from './refcounts.js';
 import { readCompressedCluster } from './compressed-cluster.js';
 import { writeHost } from './host-write.js';
 import type { Qcow2Header } from './qcow2-header.js';
@@ -33,6 +33,7 @@ import {
   COMPAT_LAZY_REFCOUNTS,
   HeaderField,
   INCOMPAT_CORRUPT,
+  MAX_L1_BYTES,
   INCOMPAT_DIRTY,
   compressedClusters,
   decodeCompressed,
@@ -103,7 +104,11 @@ export class Qcow2Driver implements BlockDriver {
   /** Guest bytes covered by one L2 table. */
   private readonly bytesPerL2: number;
   private readonly subclusterSize: number;
-  private readonly l1View: DataView;
+  /** The active L1 table (replaced when a resize moves it) and where it lies. */
+  private l1: Uint8Array;
+  private l1View: DataView;
+  private l1TableOffset: number;
+  private virtualSize: number;
   private l1Generation = 0;
   private l1WrittenGeneration = 0;
   private l1DirtyFrom = Number.POSITIVE_INFINITY;
@@ -128,7 +133,7 @@ export class Qcow2Driver implements BlockDriver {
     private readonly backing: BlockNode | null,
     private readonly backingOwned: boolean,
     private readonly header: Qcow2Header,
-    private readonly l1: Uint8Array,
+    l1: Uint8Array,
     reftable: Uint8Array | undefined,
     private readonly settings: Qcow2Settings,
   ) {
@@ -138,7 +143,10 @@ export class Qcow2Driver implements BlockDriver {
     this.l2Entries = this.clusterSize / this.entrySize;
     this.bytesPerL2 = this.l2Entries * this.clusterSize;
     this.subclusterSize = header.extendedL2 ? this.clusterSize / 32 : this.clusterSize;
+    this.l1 = l1;
     this.l1View = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    this.l1TableOffset = header.l1TableOffset;
+    this.virtualSize = header.size;
     this.l2Cache = new MetadataCache('L2 table', file, this.clusterSize, settings.l2CacheTables);
     this.refcounts = reftable
       ? new Refcounts(file, header.clusterBits, header.refcountOrder, reftable, header.refcountTableOffset, settings.refcountCacheTables, (offset, bytes) =>
@@ -231,8 +239,8 @@ export class Qcow2Driver implements BlockDriver {
   private overlapsFixedMetadata(offset: number, bytes: number): boolean {
     const end = offset + bytes;
     if (offset < this.clusterSize) return true;
-    const l1End = this.header.l1TableOffset + this.l1.length;
-    if (this.l1.length > 0 && offset < l1End && this.header.l1TableOffset < end) return true;
+    const l1End = this.l1TableOffset + this.l1.length;
+    if (this.l1.length > 0 && offset < l1End && this.l1TableOffset < end) return true;
     const reftableOffset = this.refcounts ? this.refcounts.tableOffset : this.header.refcountTableOffset;
     const reftableBytes = (this.refcounts ? this.refcounts.tableClusters : this.header.refcountTableClusters) * this.clusterSize;
     return offset < reftableOffset + reftableBytes && reftableOffset < end;
@@ -350,19 +358,22 @@ export class Qcow2Driver implements BlockDriver {
     if (this.header.version < 3) {
       throw new LivebackupError('UNSUPPORTED', 'qcow2 version 2 images have no zero clusters', { errno: 'ENOTSUP' });
     }
-    await this.withClusters(offset, bytes, async () => {
-      const end = offset + bytes;
-      const firstWhole = Math.ceil(offset / this.clusterSize) * this.clusterSize;
-      const endWhole = Math.floor(end / this.clusterSize) * this.clusterSize;
-      if (firstWhole >= endWhole) {
-        await this.zeroPartial(offset, end);
-        return;
-      }
-      if (offset < firstWhole) await this.zeroPartial(offset, firstWhole);
-      await this.changeWholeClusters(firstWhole, endWhole, flags.mayUnmap ? 'zero-unmap' : 'zero');
-      if (endWhole < end) await this.zeroPartial(endWhole, end);
-    });
+    await this.withClusters(offset, bytes, () => this.zeroLocked(offset, bytes, flags.mayUnmap === true));
     if (flags.fua) await this.flush();
+  }
+
+  /** Make [offset, offset + bytes) read as zeroes (clusters held by the caller; version 3 images). */
+  private async zeroLocked(offset: number, bytes: number, mayUnmap: boolean): Promise<void> {
+    const end = offset + bytes;
+    const firstWhole = Math.ceil(offset / this.clusterSize) * this.clusterSize;
+    const endWhole = Math.floor(end / this.clusterSize) * this.clusterSize;
+    if (firstWhole >= endWhole) {
+      await this.zeroPartial(offset, end);
+      return;
+    }
+    if (offset < firstWhole) await this.zeroPartial(offset, firstWhole);
+    await this.changeWholeClusters(firstWhole, endWhole, mayUnmap ? 'zero-unmap' : 'zero');
+    if (endWhole < end) await this.zeroPartial(endWhole, end);
   }
 
   async discard(offset: number, bytes: number): Promise<void> {
@@ -708,27 +719,13 @@ export class Qcow2Driver implements BlockDriver {
         lastRead: this.nextReadSeq - 1,
       }));
       await this.file.flush();
-      const { blocks, table } = taken.refcounts;
-      const tableMoved = table !== undefined && (table.offset !== this.persistedReftable.offset || table.clusters !== this.persistedReftable.clusters);
-      if (blocks.length > 0 || table) {
-        await refcounts.write(taken.refcounts);
-        if (!this.settings.lazyRefcounts || tableMoved) await this.file.flush();
-        if (tableMoved) {
-          const fields = new Uint8Array(12);
-          const view = new DataView(fields.buffer);
-          writeU64(view, 0, table.offset);
-          view.setUint32(8, table.clusters);
-          await this.file.write(HeaderField.refcountTableOffset, fields, {});
-          await this.file.flush();
-          this.persistedReftable = { offset: table.offset, clusters: table.clusters };
-        }
-      }
+      await this.writeRefcountMetadata(taken.refcounts, !this.settings.lazyRefcounts);
       if (taken.l2.length > 0) {
         await this.l2Cache.writeBack(taken.l2);
         await this.file.flush();
       }
       if (taken.l1) {
-        await this.file.write(this.header.l1TableOffset + taken.l1.from * 8, taken.l1.bytes, {});
+        await writeHost(this.file, this.l1TableOffset + taken.l1.from * 8, taken.l1.bytes);
         this.markL1Written(taken.l1.generation);
         await this.file.flush();
       }
@@ -749,6 +746,28 @@ export class Qcow2Driver implements BlockDriver {
         await this.file.flush();
       });
     });
+  }
+
+  /**
+   * Write refcount blocks and table from a snapshot; when the table moved,
+   * make it durable and then point the header at it. With `sync`, the
+   * refcounts are durable on return.
+   */
+  private async writeRefcountMetadata(snapshot: RefcountSnapshot, sync: boolean): Promise<void> {
+    const { blocks, table } = snapshot;
+    if (blocks.length === 0 && !table) return;
+    const tableMoved = table !== undefined && (table.offset !== this.persistedReftable.offset || table.clusters !== this.persistedReftable.clusters);
+    await this.refcounts!.write(snapshot);
+    if (sync || tableMoved) await this.file.flush();
+    if (tableMoved) {
+      const fields = new Uint8Array(12);
+      const view = new DataView(fields.buffer);
+      writeU64(view, 0, table.offset);
+      view.setUint32(8, table.clusters);
+      await this.file.write(HeaderField.refcountTableOffset, fields, {});
+      await this.file.flush();
+      this.persistedReftable = { offset: table.offset, clusters: table.clusters };
+    }
   }
 
   private snapshotL1(): { from: number; bytes: Uint8Array; generation: number } | undefined {
@@ -774,6 +793,93 @@ export class Qcow2Driver implements BlockDriver {
     this.refcounts?.releaseQuarantine(oldest);
   }
 
+  // -------------------------------------------------------------- resize
+
+  /**
+   * Grow the virtual disk to `length` bytes (a multiple of 512); new bytes
+   * read as zeroes, or from the backing file where it covers them, as in
+   * QEMU. The L1 table grows in place when its last cluster has room,
+   * otherwise it moves: new table written and durable, then the header
+   * switched, then the old clusters released. Shrinking is refused.
+   */
+  async truncate(length: number): Promise<void> {
+    this.checkWritable();
+    if (length < this.virtualSize) {
+      throw new LivebackupError('UNSUPPORTED', `shrinking qcow2 image '${this.settings.filename}' is not supported`);
+    }
+    if (length % 512 !== 0) {
+      throw new LivebackupError('INVALID_ARGUMENT', `qcow2 image size must be a multiple of 512 bytes, not ${length}`);
+    }
+    // Hold every cluster: no write-type request runs, so after the flush the L1 table on disk
+    // equals the one in memory, and only this code changes it until the end.
+    const oldSize = this.virtualSize;
+    const release = await this.locks.acquire(0, Number.MAX_SAFE_INTEGER);
+    try {
+      await this.flushMetadata();
+      await this.allocator.run(async () => {
+        await this.beforeFirstMetadataChange();
+        const entries = Math.ceil(length / this.bytesPerL2);
+        const oldEntries = this.l1.length / 8;
+        if (entries * 8 > MAX_L1_BYTES) {
+          throw new LivebackupError('INVALID_ARGUMENT', `size ${length} needs an L1 table larger than ${MAX_L1_BYTES} bytes`);
+        }
+        const cs = this.clusterSize;
+        let l1Offset = this.l1TableOffset;
+        const released: number[] = [];
+        let newL1 = this.l1;
+        if (entries > oldEntries) {
+          const l1 = new Uint8Array(entries * 8);
+          l1.set(this.l1);
+          newL1 = l1;
+          const inPlace = oldEntries > 0 && entries * 8 <= Math.ceil((oldEntries * 8) / cs) * cs;
+          if (inPlace) {
+            await writeHost(this.file, l1Offset + oldEntries * 8, l1.subarray(oldEntries * 8));
+          } else {
+            const clusters = Math.ceil((entries * 8) / cs);
+            const start = await this.refcounts!.allocateRun(clusters);
+            await this.writeRefcountMetadata(this.refcounts!.snapshotMetadata(), true);
+            const padded = new Uint8Array(clusters * cs);
+            padded.set(l1);
+            await writeHost(this.file, start * cs, padded);
+            if (oldEntries > 0) {
+              const oldClusters = Math.ceil((oldEntries * 8) / cs);
+              for (let cluster = 0; cluster < oldClusters; cluster++) released.push(this.l1TableOffset / cs + cluster);
+            }
+            l1Offset = start * cs;
+          }
+          await this.file.flush();
+        }
+        const fields = new Uint8Array(24);
+        const view = new DataView(fields.buffer);
+        writeU64(view, 0, length);
+        view.setUint32(12, newL1.length / 8);
+        writeU64(view, 16, l1Offset);
+        await this.file.write(HeaderField.size, fields, {});
+        await this.file.flush();
+        this.l1 = newL1;
+        this.l1View = new DataView(newL1.buffer, newL1.byteOffset, newL1.byteLength);
+        this.l1TableOffset = l1Offset;
+        this.virtualSize = length;
+        this.refcounts!.queueDecrement(released);
+      });
+      // Like QEMU: where a longer backing file would show through the new area, zero it.
+      const backingEnd = this.backing ? Math.min(length, this.backing.length) : 0;
+      if (backingEnd > oldSize) await this.zeroGrownArea(oldSize, backingEnd);
+      await this.flushMetadata();
+    } finally {
+      release();
+    }
+  }
+
+  /** Zero [from, to) of a grown disk (every cluster held): zero clusters on version 3, zero data on version 2. */
+  private async zeroGrownArea(from: number, to: number): Promise<void> {
+    if (this.header.version >= 3) return this.zeroLocked(from, to - from, false);
+    const chunk = new Uint8Array(Math.min(to - from, 4 * 1024 * 1024));
+    for (let offset = from; offset < to; offset += chunk.length) {
+      await this.writeLocked(offset, chunk.subarray(0, Math.min(chunk.length, to - offset)));
+    }
+  }
+
   // --------------------------------------------------------- block status
 
   async blockStatus(offset: number, bytes: number): Promise<DriverBlockStatus> {
@@ -796,7 +902,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   async getLength(): Promise<number> {
-    return this.header.size;
+    return this.virtualSize;
   }
 
   children(): readonly ChildLink[] {

@@ -136,6 +136,25 @@ export class Refcounts {
     return freed;
   }
 
+  /** Allocate `count` contiguous clusters at the end of the file (refcount 0 -> 1); returns the first index. */
+  async allocateRun(count: number): Promise<number> {
+    const start = await this.reserveEndRun(count);
+    const clusters: number[] = [];
+    for (let cluster = start; cluster < start + count; cluster++) clusters.push(cluster);
+    await this.adjust(clusters, 1);
+    return start;
+  }
+
+  /** Find `count` contiguous free clusters from the bump pointer on and move the pointer past them. */
+  private async reserveEndRun(count: number): Promise<number> {
+    let start = this.bump;
+    for (let probe = start; probe < start + count; probe++) {
+      if ((this.refcountIfCached(probe) ?? (await this.get(probe))) !== 0) start = probe + 1;
+    }
+    this.bump = Math.max(this.bump, start + count);
+    return start;
+  }
+
   /** Queue a decrement to apply once the tables that dropped the reference are durable. */
   queueDecrement(clusters: readonly number[]): void {
     for (const cluster of clusters) this.pendingDecrements.push(cluster);
@@ -145,15 +164,17 @@ export class Refcounts {
   snapshot(): { refcounts: RefcountSnapshot; decrements: number[] } {
     const decrements = this.pendingDecrements;
     this.pendingDecrements = [];
+    return { refcounts: this.snapshotMetadata(), decrements };
+  }
+
+  /** Copy the dirty refcount blocks and the table (when changed), synchronously; queued decrements stay queued. */
+  snapshotMetadata(): RefcountSnapshot {
     const tableChanged = this.tableGeneration !== this.tableWrittenGeneration;
     return {
-      refcounts: {
-        blocks: this.blocks.snapshotDirty(),
-        table: tableChanged
-          ? { offset: this.tableOffsetValue, clusters: this.tableClusters, bytes: this.table.slice(), generation: this.tableGeneration }
-          : undefined,
-      },
-      decrements,
+      blocks: this.blocks.snapshotDirty(),
+      table: tableChanged
+        ? { offset: this.tableOffsetValue, clusters: this.tableClusters, bytes: this.table.slice(), generation: this.tableGeneration }
+        : undefined,
     };
   }
 
@@ -256,10 +277,7 @@ export class Refcounts {
     if (clusters * this.clusterSize > MAX_REFTABLE_BYTES) {
       throw new LivebackupError('UNSUPPORTED', 'qcow2 refcount table would exceed its maximum size; the image file is too large');
     }
-    let start = this.bump;
-    for (let probe = start; probe < start + clusters; probe++) {
-      if ((this.refcountIfCached(probe) ?? (await this.get(probe))) !== 0) start = probe + 1;
-    }
+    const start = await this.reserveEndRun(clusters);
     const old = { offset: this.tableOffsetValue, clusters: this.tableClusters };
     const table = new Uint8Array(clusters * this.clusterSize);
     table.set(this.table);
@@ -267,7 +285,6 @@ export class Refcounts {
     this.tableView = new DataView(table.buffer);
     this.tableOffsetValue = start * this.clusterSize;
     this.tableGeneration++;
-    this.bump = Math.max(this.bump, start + clusters);
     const own: number[] = [];
     for (let cluster = start; cluster < start + clusters; cluster++) own.push(cluster);
     await this.adjust(own, 1);

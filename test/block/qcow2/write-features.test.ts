@@ -245,3 +245,52 @@ test('a sequential copy into a fresh image makes few metadata writes', { skip: s
   await assertCleanCheck(image);
   await assertMatchesReference(image, reference, dir, 'sequential copy');
 });
+
+test('growing an image extends the L1 table in place or moves it; a longer backing file stays hidden', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const random = new SeededRandom(909);
+  for (const { clusterSize, from, to, backing } of [
+    { clusterSize: 65536, from: MiB, to: 64 * 1024 * MiB, backing: false },
+    { clusterSize: 512, from: MiB, to: 8 * MiB, backing: false },
+    { clusterSize: 4096, from: MiB, to: 3 * MiB, backing: true },
+    { clusterSize: 512, from: 0, to: 2 * MiB, backing: false },
+  ]) {
+    const image = join(dir, `grow-${clusterSize}-${to}.qcow2`);
+    const options: Record<string, string | number | boolean> = { cluster_size: clusterSize };
+    const baseBytes = random.bytes(4 * MiB);
+    if (backing) {
+      await writeRaw(join(dir, 'base.raw'), baseBytes);
+      options.backing_file = 'base.raw';
+      options.backing_fmt = 'raw';
+    }
+    await createImage(image, 'qcow2', from, options);
+    const checkedSize = Math.min(to, 16 * MiB);
+    const reference = new Uint8Array(checkedSize);
+    if (backing) reference.set(baseBytes.subarray(0, from));
+    const { graph, node } = await openQcow2(image);
+    try {
+      const before = random.bytes(Math.min(from, 300000));
+      reference.set(before, 0);
+      if (before.length > 0) await node.write(0, before);
+      await node.truncate(to);
+      assert.equal(node.length, to);
+      const after = random.bytes(100000);
+      reference.set(after, checkedSize - after.length);
+      await node.write(checkedSize - after.length, after);
+      const tail = random.bytes(777);
+      await node.write(to - 777, tail);
+      if (to === checkedSize) reference.set(tail, to - 777);
+      const readBack = new Uint8Array(checkedSize);
+      await node.read(0, readBack);
+      assertSameBytes(readBack, reference, `grown image ${clusterSize}`);
+      await assert.rejects(node.truncate(to - 512), /shrinking/);
+      await assert.rejects(node.truncate(to + 100), /multiple of 512/);
+    } finally {
+      await graph.closeAll();
+    }
+    await assertCleanCheck(image);
+    const info = JSON.parse(await runOk('qemu-img', ['info', '--output=json', image])) as Record<string, number>;
+    assert.equal(info['virtual-size'], to);
+    if (to === checkedSize) assertSameBytes(await qemuRaw(image, join(dir, 'grown.raw')), reference, `qemu-img reads the grown image ${clusterSize}`);
+  }
+});
