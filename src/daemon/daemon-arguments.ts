@@ -82,9 +82,17 @@ function parsePort(text: string, option: string, whole: string): number {
   return Number(text);
 }
 
+/**
+ * QemuOpts flags written without a value (`server`, `nowait`, `pretty`),
+ * after the first parameter, spelled out as keyval parameters.
+ */
+function expandBareFlags(text: string, flags: Readonly<Record<string, string>>): string {
+  return text.replace(/,([a-z]+)(?=,|$)/g, (whole: string, name: string) => (flags[name] === undefined ? whole : `,${flags[name]}`));
+}
+
 /** A chardev socket (QemuOpts syntax: bare `server` and `nowait` are accepted) as a listen address. */
 function parseChardev(text: string): { id: string; address: MonitorAddress } {
-  const normalized = text.replace(/(^|,)server(?=,|$)/g, '$1server=on').replace(/(^|,)nowait(?=,|$)/g, '$1wait=off');
+  const normalized = expandBareFlags(text, { server: 'server=on', nowait: 'wait=off' });
   const backend = /^([^,=]*)(,|$)/.exec(normalized)?.[1];
   if (backend !== undefined && backend !== '' && backend !== 'socket') {
     throw new DaemonArgumentError('--chardev', text, `chardev backend '${backend}' is not supported (only 'socket')`);
@@ -162,7 +170,8 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
         break;
       }
       case '--monitor': {
-        const options = typed(option, text, () => parseOptionArgument<{ chardev: string; mode?: string }>(text, MonitorOptions, { impliedKey: 'chardev' }));
+        const expanded = expandBareFlags(text, { pretty: 'pretty=on' });
+        const options = typed(option, text, () => parseOptionArgument<{ chardev: string; mode?: string }>(expanded, MonitorOptions, { impliedKey: 'chardev' }));
         if (options.mode === 'readline') throw new DaemonArgumentError(option, text, "only QMP monitors (mode=control) are supported");
         const address = chardevs.get(options.chardev);
         if (!address) throw new DaemonArgumentError(option, text, `chardev '${options.chardev}' not found`);
