@@ -394,7 +394,12 @@ export class Qcow2Driver implements BlockDriver {
     } finally {
       release();
     }
-    if (this.l2Cache.overCommitted || this.refcounts!.overCommitted) await this.flushMetadata();
+    if (this.cachesOverCommitted()) await this.flushMetadata(true);
+  }
+
+  /** True when dirty tables make a cache exceed its capacity by far: a flush is due. */
+  private cachesOverCommitted(): boolean {
+    return this.l2Cache.overCommitted || this.refcounts!.overCommitted;
   }
 
   private checkWritable(): void {
@@ -708,9 +713,13 @@ export class Qcow2Driver implements BlockDriver {
    *  5. L1 entries; flush;
    *  6. apply the decrements queued with the changes now durable; write; flush;
    *  7. clear the dirty bit when nothing is pending.
+   * With `onlyIfOverCommitted` it does nothing unless the caches still
+   * need relief when its turn comes.
    */
-  private flushMetadata(): Promise<void> {
+  private flushMetadata(onlyIfOverCommitted = false): Promise<void> {
     return this.flusher.run(async () => {
+      // Writers that queued up behind one cache-relieving flush have nothing left to do.
+      if (onlyIfOverCommitted && !this.cachesOverCommitted()) return;
       const refcounts = this.refcounts!;
       const taken = await this.allocator.run(async () => ({
         ...refcounts.snapshot(),
