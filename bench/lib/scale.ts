@@ -40,7 +40,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 16 },
     sparseRaw: { virtualBytes: 8 * GiB, extentBytes: EXTENT, count: 2 },
     huge: { virtualBytes: TiB, extentBytes: EXTENT, count: 16 },
-    guestWrites: 50_000,
+    guestWrites: 30_000,
   },
   default: {
     name: 'default',
@@ -50,7 +50,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 4 },
     sparseRaw: { virtualBytes: GiB, extentBytes: EXTENT, count: 1 },
     huge: { virtualBytes: TiB, extentBytes: EXTENT, count: 4 },
-    guestWrites: 20_000,
+    guestWrites: 10_000,
   },
   quick: {
     name: 'quick',
@@ -60,7 +60,7 @@ export const SCALES: Readonly<Record<ScaleName, BenchScale>> = {
     sparse: { virtualBytes: 8 * GiB, extentBytes: EXTENT, count: 1 },
     sparseRaw: { virtualBytes: 512 * MiB, extentBytes: EXTENT, count: 1 },
     huge: { virtualBytes: 64 * GiB, extentBytes: EXTENT, count: 1 },
-    guestWrites: 5_000,
+    guestWrites: 3_000,
   },
 };
 
