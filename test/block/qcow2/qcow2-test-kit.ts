@@ -67,3 +67,26 @@ export async function writeRaw(path: string, bytes: Uint8Array): Promise<void> {
 export function isLivebackupError(error: unknown, ...codes: string[]): boolean {
   return error instanceof LivebackupError && (codes.length === 0 || codes.includes(error.code));
 }
+
+/** A write-type operation of the randomized tests. */
+export interface ReferenceOp {
+  kind: 'write' | 'zero' | 'discard' | 'read';
+  offset: number;
+  bytes: number;
+  data?: Uint8Array;
+}
+
+/**
+ * Apply an op to an in-memory reference exactly as a version 3 qcow2 node
+ * must: discard zeroes the whole clusters inside the range and leaves
+ * partial clusters untouched; reads change nothing.
+ */
+export function applyToReference(reference: Uint8Array, op: ReferenceOp, clusterSize: number): void {
+  if (op.kind === 'write') reference.set(op.data!, op.offset);
+  else if (op.kind === 'zero') reference.fill(0, op.offset, op.offset + op.bytes);
+  else if (op.kind === 'discard') {
+    const start = Math.ceil(op.offset / clusterSize) * clusterSize;
+    const end = Math.floor((op.offset + op.bytes) / clusterSize) * clusterSize;
+    if (end > start) reference.fill(0, start, end);
+  }
+}

@@ -14,7 +14,7 @@ import { qemuImgCheck, qemuImgCompare, runOk, skipUnlessTools } from '../../help
 import { copyFile } from 'node:fs/promises';
 import { createImage } from '../../../src/block/image-file.js';
 import type { BlockNode } from '../../../src/block/block-node.js';
-import { assertCleanCheck, assertSameBytes, openQcow2, readAll, writeRaw } from './qcow2-test-kit.js';
+import { applyToReference, assertCleanCheck, assertSameBytes, openQcow2, readAll, writeRaw, type ReferenceOp } from './qcow2-test-kit.js';
 
 const MiB = 1024 * 1024;
 
@@ -33,7 +33,7 @@ interface OracleCase {
   openOptions?: Record<string, unknown>;
 }
 
-type Op = { kind: 'write' | 'zero' | 'discard' | 'read'; offset: number; bytes: number; data?: Uint8Array };
+type Op = ReferenceOp;
 
 function randomOp(random: SeededRandom, size: number, maxOp: number, clusterSize: number): Op {
   const roll = random.int(0, 99);
@@ -47,18 +47,6 @@ function randomOp(random: SeededRandom, size: number, maxOp: number, clusterSize
   const kindRoll = random.int(0, 99);
   const kind = kindRoll < 55 ? 'write' : kindRoll < 75 ? 'zero' : kindRoll < 90 ? 'discard' : 'read';
   return { kind, offset, bytes, data: kind === 'write' ? random.bytes(bytes) : undefined };
-}
-
-/** Apply an op to the reference exactly as the driver must (discard zeroes whole clusters only). */
-function applyToReference(reference: Uint8Array, op: Op, clusterSize: number): void {
-  if (op.kind === 'read') return;
-  if (op.kind === 'write') reference.set(op.data!, op.offset);
-  else if (op.kind === 'zero') reference.fill(0, op.offset, op.offset + op.bytes);
-  else {
-    const start = Math.ceil(op.offset / clusterSize) * clusterSize;
-    const end = Math.floor((op.offset + op.bytes) / clusterSize) * clusterSize;
-    if (end > start) reference.fill(0, start, end);
-  }
 }
 
 /** Start an op; a read checks its result against the reference as it was when the read was issued. */

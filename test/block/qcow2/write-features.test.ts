@@ -14,7 +14,7 @@ import { qemuImgCompare, runOk, skipUnlessTools } from '../../helpers/tools.js';
 import { createImage } from '../../../src/block/image-file.js';
 import type { BlockNode } from '../../../src/block/block-node.js';
 import { HeaderField, INCOMPAT_DIRTY } from '../../../src/block/qcow2/qcow2-format.js';
-import { assertCleanCheck, assertSameBytes, openQcow2, qemuRaw, readAll, writeRaw } from './qcow2-test-kit.js';
+import { applyToReference, assertCleanCheck, assertSameBytes, openQcow2, qemuRaw, readAll, writeRaw, type ReferenceOp } from './qcow2-test-kit.js';
 import { mixedCommands, patternFiles, qemuImg, qemuIo } from './qemu-made-images.js';
 
 const KiB = 1024;
@@ -26,19 +26,16 @@ async function randomOps(node: BlockNode, reference: Uint8Array, random: SeededR
     const bytes = random.int(1, 6 * clusterSize);
     const offset = random.int(0, reference.length - bytes);
     const roll = random.int(0, 9);
-    if (roll < 6) {
-      const data = random.bytes(bytes);
-      reference.set(data, offset);
-      await node.write(offset, data);
-    } else if (roll < 8) {
-      reference.fill(0, offset, offset + bytes);
+    const op: ReferenceOp = { kind: roll < 6 ? 'write' : roll < 8 ? 'zero' : 'discard', offset, bytes };
+    if (op.kind === 'write') {
+      op.data = random.bytes(bytes);
+      await node.write(offset, op.data);
+    } else if (op.kind === 'zero') {
       await node.writeZeroes(offset, bytes, { mayUnmap: roll === 7 });
     } else {
-      const start = Math.ceil(offset / clusterSize) * clusterSize;
-      const end = Math.floor((offset + bytes) / clusterSize) * clusterSize;
-      if (end > start) reference.fill(0, start, end);
       await node.discard(offset, bytes);
     }
+    applyToReference(reference, op, clusterSize);
   }
 }
 
