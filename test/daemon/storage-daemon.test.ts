@@ -57,3 +57,34 @@ test('backup from an nbd node that reads the daemon\'s own export; shutdown ends
   assert.deepEqual(daemon.graph.list(), [], 'every node is closed');
   await client.closed;
 });
+
+test('what the engine does not implement is refused with a clear error, and nothing is left behind', { timeout: 30_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const qmpSocket = join(dir, 'qmp.sock');
+  const daemon = new StorageDaemon();
+  t.after(() => daemon.shutdown());
+  for (const name of ['src', 'tgt']) await daemon.addBlockdev({ driver: 'null-co', 'node-name': name, size: MiB });
+  await daemon.qmp.listenUnix(qmpSocket);
+  const client = await QmpClient.connect(qmpSocket);
+  const backup = { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full' };
+  const refusals: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['blockdev-backup', { ...backup, compress: true }, /Compressed backup is not supported yet/],
+    ['blockdev-backup', { ...backup, bitmap: 'b0' }, /dirty bitmap \('b0'\) is not supported yet/],
+    ['blockdev-backup', { ...backup, sync: 'incremental', bitmap: 'b0' }, /not supported yet/],
+    ['blockdev-backup', { ...backup, 'bitmap-mode': 'always' }, /bitmap sync mode without a bitmap/],
+    ['blockdev-add', { driver: 'vmdk', 'node-name': 'v', file: 'src' }, /Parameter 'driver' does not accept value 'vmdk'/],
+    ['block-export-add', { type: 'fuse', id: 'f', 'node-name': 'src' }, /Export type 'fuse' is not supported/],
+    ['nbd-server-start', { addr: { type: 'fd', data: { str: '3' } } }, /Socket address type 'fd' is not supported/],
+    ['transaction', { actions: [{ type: 'blockdev-backup', data: backup }], properties: { 'completion-mode': 'grouped' } }, /'grouped' is not supported yet/],
+    ['transaction', { actions: [{ type: 'blockdev-backup', data: backup }, { type: 'blockdev-snapshot-sync', data: { 'snapshot-file': '/x' } }] }, /action 'blockdev-snapshot-sync' is not supported/],
+  ];
+  for (const [command, args, message] of refusals) {
+    const reply = await client.execute(command, args);
+    assert.equal(reply.error?.class, 'GenericError', command);
+    assert.match(reply.error!.desc, message, command);
+  }
+  assert.deepEqual(await client.command('query-jobs'), [], 'no job survives a refused request');
+  assert.equal(daemon.jobs.list().length, 0);
+  await client.command('blockdev-backup', backup);
+  assert.equal((await client.waitForEvent('BLOCK_JOB_COMPLETED')).data.device, 'j1', 'the nodes are free for the next job');
+});
