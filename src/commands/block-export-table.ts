@@ -112,11 +112,6 @@ export class BlockExportTable {
     this.onDeleted(id);
   }
 
-  /** The export served under NBD name `name`, or undefined. */
-  findByName(name: string): BlockExportEntry | undefined {
-    return this.list().find((entry) => entry.name === name);
-  }
-
   /** True when some export serves `node`. */
   isExported(node: BlockNode): boolean {
     return this.list().some((entry) => entry.node === node);

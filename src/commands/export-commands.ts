@@ -120,11 +120,8 @@ export function registerExportCommands(server: CommandRegistrar, services: Comma
   server.registerCommand({
     name: 'nbd-server-remove',
     args: struct('q_obj_nbd-server-remove-arg', { name: str, '*mode': BlockExportRemoveMode }),
-    handler: async (args) => {
-      const entry = services.exports.findByName(args.name);
-      if (!entry) throw new LivebackupError('NOT_FOUND', `Export '${args.name}' is not found`);
-      await services.exports.remove(entry.id, args.mode);
-    },
+    // QEMU looks the export up by id: nbd-server-add uses the export name as the id.
+    handler: (args) => services.exports.remove(args.name, args.mode),
   });
   server.registerCommand({
     name: 'block-export-add',

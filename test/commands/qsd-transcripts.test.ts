@@ -6,6 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { runOk, skipUnlessTools } from '../helpers/tools.js';
@@ -242,4 +244,54 @@ test('write errors on a blkdebug target (keyval lists on the command line): repo
     { execute: 'job-resume', arguments: { id: 'j1' } },
     status('null'),
   ]);
+});
+
+/** A qemu-io process connected read-only to an NBD export, kept open until `close()`. */
+async function connectedReader(t: TestContext, uri: string): Promise<{ close(): Promise<void> }> {
+  const reader = spawn('qemu-io', ['-r', '-f', 'raw', uri], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = once(reader, 'exit');
+  t.after(async () => {
+    if (reader.exitCode === null) reader.kill();
+    await exited;
+  });
+  let output = '';
+  const firstRead = new Promise<void>((resolve) => {
+    reader.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      output += text;
+      if (output.includes('read 512/512')) resolve();
+    });
+  });
+  reader.stdin!.write('read 0 512\n');
+  await firstRead;
+  return {
+    close: async () => {
+      reader.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+test('block-export-del while a client is connected: safe mode refuses, hard mode disconnects', LIMIT, async (t) => {
+  const steps: ScenarioStep[] = [
+    negotiate,
+    { execute: 'block-export-del', arguments: { id: 'e1' } },
+    { execute: 'nbd-server-remove', arguments: { name: 'src' } },
+    { execute: 'query-block-exports' },
+    { execute: 'block-export-del', arguments: { id: 'e1', mode: 'hard' } },
+    { execute: 'query-block-exports' },
+  ];
+  const play = async (qmpSocket: string, nbdSocket: string) => {
+    const reader = await connectedReader(t, `nbd+unix:///src?socket=${nbdSocket}`);
+    const transcript = await playScenario(qmpSocket, steps);
+    await reader.close();
+    return transcript;
+  };
+  const dir = await tempDir(t);
+  const exportArgs = (nbdSocket: string) => [...NULL_NODES, '--nbd-server', `addr.type=unix,addr.path=${nbdSocket}`, '--export', 'type=nbd,id=e1,node-name=src'];
+  const qsd = await startQsd(t, exportArgs(join(dir, 'qsd-nbd.sock')));
+  const theirs = await play(qsd.socketPaths[0]!, join(dir, 'qsd-nbd.sock'));
+  const ourSocket = join(dir, 'qmp.sock');
+  await startDaemon(t, [...exportArgs(join(dir, 'nbd.sock')), '--qmp', `unix:${ourSocket}`], [ourSocket]);
+  const ours = await play(ourSocket, join(dir, 'nbd.sock'));
+  assert.deepEqual(ours, theirs);
 });
