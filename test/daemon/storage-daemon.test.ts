@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/temp-dir.js';
 import { SeededRandom } from '../helpers/random.js';
 import { QmpClient } from '../helpers/qmp-client.js';
-import { StorageDaemon } from '../../src/index.js';
+import { StorageDaemon, createImage } from '../../src/index.js';
+import { parseDaemonArguments } from '../../src/daemon/daemon-arguments.js';
 
 const MiB = 1024 * 1024;
 
@@ -87,4 +88,20 @@ test('what the engine does not implement is refused with a clear error, and noth
   assert.equal(daemon.jobs.list().length, 0);
   await client.command('blockdev-backup', backup);
   assert.equal((await client.waitForEvent('BLOCK_JOB_COMPLETED')).data.device, 'j1', 'the nodes are free for the next job');
+});
+
+test('an empty backing reference (backing= on the command line) means no backing, as in QEMU', { timeout: 30_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const base = join(dir, 'base.qcow2');
+  const overlay = join(dir, 'overlay.qcow2');
+  await createImage(base, 'qcow2', 4 * MiB);
+  await createImage(overlay, 'qcow2', 4 * MiB, { backing_file: base, backing_fmt: 'qcow2' });
+  const daemon = new StorageDaemon();
+  t.after(() => daemon.shutdown());
+  const [step] = parseDaemonArguments(['--blockdev', `qcow2,node-name=cut,backing=,file.driver=file,file.filename=${overlay}`]).steps;
+  assert.ok(step?.kind === 'blockdev');
+  const cut = await daemon.addBlockdev(step.options);
+  assert.equal(cut.backing, undefined);
+  const chained = await daemon.addBlockdev({ driver: 'qcow2', 'node-name': 'chained', 'read-only': true, file: { driver: 'file', filename: overlay, 'read-only': true } });
+  assert.ok(chained.backing, 'without backing= the image header names the backing file');
 });
