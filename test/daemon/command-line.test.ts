@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { qemuImgCheck, run, runOk, skipUnlessTools } from '../helpers/tools.js';
@@ -201,4 +203,34 @@ test('SIGTERM during a backup: events reach the client, source and target pass q
     const info = JSON.parse(await runOk('qemu-img', ['info', '--output=json', image]));
     assert.equal(info['dirty-flag'], false, `${image} was closed cleanly`);
   }
+});
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+test('TCP: --chardev host/port monitor and --nbd-server inet, on 127.0.0.1 when no host is given', LIMIT, async (t) => {
+  const [qmpPort, nbdPort] = [await freePort(), await freePort()];
+  const dir = await tempDir(t);
+  const readySocket = join(dir, 'ready.sock');
+  const daemon = await startDaemon(t, [
+    '--blockdev', `null-co,node-name=n0,size=${2 * MiB},read-zeroes=on`,
+    '--chardev', `socket,id=tcp,port=${qmpPort},server=on,wait=off`, '--monitor', 'chardev=tcp',
+    '--nbd-server', `addr.type=inet,addr.host=,addr.port=${nbdPort}`,
+    '--export', 'type=nbd,id=e0,node-name=n0',
+    // Listed last: once it exists, every listener before it is up.
+    '--qmp', `unix:${readySocket}`,
+  ], [readySocket]);
+  const client = await QmpClient.connect({ port: qmpPort, host: '127.0.0.1' });
+  assert.equal((await client.command('query-block-exports'))[0].id, 'e0');
+  const info = JSON.parse(await runOk('qemu-img', ['info', '--output=json', '-f', 'raw', `nbd://127.0.0.1:${nbdPort}/n0`]));
+  assert.equal(info['virtual-size'], 2 * MiB);
+  await client.command('quit');
+  assert.equal(await daemon.exited, 0);
 });
