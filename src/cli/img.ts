@@ -5,6 +5,7 @@ import { registerImgCompare } from './img-compare.js';
 import { registerImgCreate } from './img-create.js';
 import { registerImgInfo } from './img-info.js';
 import { registerImgMap } from './img-map.js';
+import { registerImgResize } from './img-resize.js';
 
 const HELP_FOOTER = `
 The subcommands take the same options as their qemu-img namesakes. Formats
@@ -16,6 +17,7 @@ Examples:
   livebackup img info --output=json disk.qcow2
   livebackup img map disk.qcow2
   livebackup img compare disk.qcow2 copy.raw
+  livebackup img resize disk.qcow2 +10G
 
 Run 'livebackup img <subcommand> --help' for its arguments and exit codes.
 `;
@@ -30,4 +32,5 @@ export function registerImgCommand(program: Command, context: CommandContext): v
   registerImgInfo(img, context);
   registerImgMap(img, context);
   registerImgCompare(img, context);
+  registerImgResize(img, context);
 }

@@ -12,9 +12,9 @@ test('--help of the program, of img and of every subcommand exits 0 and explains
 
   const img = await livebackup('img', '--help');
   assert.equal(img.code, 0);
-  for (const name of ['create', 'info', 'map', 'compare']) assert.match(img.stdout, new RegExp(`\\n  ${name} `));
+  for (const name of ['create', 'info', 'map', 'compare', 'resize']) assert.match(img.stdout, new RegExp(`\\n  ${name} `));
 
-  for (const name of ['create', 'info', 'map', 'compare']) {
+  for (const name of ['create', 'info', 'map', 'compare', 'resize']) {
     const help = await livebackup('img', name, '--help');
     assert.equal(help.code, 0, name);
     assert.match(help.stdout, new RegExp(`Usage: livebackup img ${name} `), name);
