@@ -85,12 +85,12 @@ export class BlkdebugDriver implements BlockDriver {
 
   async write(offset: number, buf: Uint8Array, flags: WriteFlags): Promise<void> {
     this.check('write', offset, buf.length);
-    await this.image.write(offset, buf, { fua: flags.fua });
+    await this.image.write(offset, buf, { fua: flags.fua, mayGrow: flags.mayGrow });
   }
 
   async writeZeroes(offset: number, bytes: number, flags: WriteZeroesFlags): Promise<void> {
     this.check('write-zeroes', offset, bytes);
-    await this.image.writeZeroes(offset, bytes, { fua: flags.fua, mayUnmap: flags.mayUnmap, noFallback: flags.noFallback });
+    await this.image.writeZeroes(offset, bytes, { fua: flags.fua, mayUnmap: flags.mayUnmap, noFallback: flags.noFallback, mayGrow: flags.mayGrow });
   }
 
   async discard(offset: number, bytes: number): Promise<void> {
@@ -116,6 +116,11 @@ export class BlkdebugDriver implements BlockDriver {
 
   async getLength(): Promise<number> {
     return this.image.length;
+  }
+
+  /** Resize the image child (a format above us growing its file). */
+  async truncate(length: number): Promise<void> {
+    await this.image.truncate(length);
   }
 
   children(): readonly ChildLink[] {
