@@ -6,6 +6,7 @@
  */
 import { LivebackupError } from '../errors.js';
 import type { NbdListenAddress } from '../nbd/server.js';
+import { socketAddressFromQapi } from '../nbd/qapi-socket-address.js';
 import { bool, enumType, list, str, struct, uint32, union } from '../qmp/schema.js';
 import { SocketAddress, SocketAddressLegacy } from './block-core-schema.js';
 import type { CommandRegistrar, CommandServices } from './command-services.js';
@@ -37,18 +38,14 @@ export const BlockExportOptions = union('BlockExportOptions', {
   },
 });
 
-/** A SocketAddress (flat or legacy, already unwrapped) as a listen address; TCP defaults to 127.0.0.1. */
+/**
+ * A QAPI SocketAddress (flat or legacy) to listen on. An empty TCP host
+ * means 127.0.0.1: listeners are loopback-only unless a host is named.
+ */
 export function listenAddress(address: Record<string, unknown>): NbdListenAddress {
-  if (address.type === 'unix') return { type: 'unix', path: address.path as string };
-  if (address.type === 'inet') {
-    const port = Number(address.port);
-    if (!/^[0-9]+$/.test(String(address.port)) || port > 65535) {
-      throw new LivebackupError('INVALID_ARGUMENT', `Invalid port '${String(address.port)}': expected a number from 0 to 65535`);
-    }
-    const host = address.host === '' ? '127.0.0.1' : (address.host as string);
-    return { type: 'inet', host, port };
-  }
-  throw new LivebackupError('UNSUPPORTED', `Socket address type '${String(address.type)}' is not supported (use 'unix' or 'inet')`);
+  const fields = (typeof address.data === 'object' && address.data !== null ? address.data : address) as Record<string, unknown>;
+  if (address.type === 'inet' && fields.host === '') return socketAddressFromQapi({ ...fields, type: 'inet', host: '127.0.0.1' });
+  return socketAddressFromQapi(address);
 }
 
 export interface NbdServerArgs {
@@ -93,10 +90,7 @@ export function registerExportCommands(server: CommandRegistrar, services: Comma
   server.registerCommand({
     name: 'nbd-server-start',
     args: struct('q_obj_nbd-server-start-arg', { addr: SocketAddressLegacy, '*tls-creds': str, '*tls-authz': str, '*max-connections': uint32 }),
-    handler: async (args) => {
-      const legacy = args.addr as { type: string; data: Record<string, unknown> };
-      await startNbdServer(services, { ...args, addr: { type: legacy.type, ...legacy.data } });
-    },
+    handler: (args) => startNbdServer(services, args as NbdServerArgs),
   });
   server.registerCommand({ name: 'nbd-server-stop', handler: () => services.exports.stopServer() });
   server.registerCommand({

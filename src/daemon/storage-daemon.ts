@@ -17,9 +17,7 @@
  */
 import { BlockGraph } from '../block/block-graph.js';
 import type { BlockNode } from '../block/block-node.js';
-import { registerDriver, findDriver } from '../block/driver-registry.js';
 import { JobRegistry } from '../job/job-registry.js';
-import { nbdDriverFactory } from '../nbd/nbd-driver.js';
 import { QmpServer } from '../qmp/server.js';
 import type { QmpLogger } from '../qmp/trace.js';
 import { addBlockdev } from '../commands/block-commands.js';
@@ -45,8 +43,6 @@ export class StorageDaemon implements CommandServices {
   private readonly unsubscribeJobs: () => void;
 
   constructor(options: StorageDaemonOptions = {}) {
-    // The nbd client driver is available to blockdev-add in the daemon.
-    if (!findDriver('nbd')) registerDriver(nbdDriverFactory);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });

@@ -75,7 +75,7 @@ test('what the engine does not implement is refused with a clear error, and noth
     ['blockdev-backup', { ...backup, 'bitmap-mode': 'always' }, /bitmap sync mode without a bitmap/],
     ['blockdev-add', { driver: 'vmdk', 'node-name': 'v', file: 'src' }, /Parameter 'driver' does not accept value 'vmdk'/],
     ['block-export-add', { type: 'fuse', id: 'f', 'node-name': 'src' }, /Export type 'fuse' is not supported/],
-    ['nbd-server-start', { addr: { type: 'fd', data: { str: '3' } } }, /Socket address type 'fd' is not supported/],
+    ['nbd-server-start', { addr: { type: 'fd', data: { str: '3' } } }, /socket address type 'fd' is not supported/i],
     ['transaction', { actions: [{ type: 'blockdev-backup', data: backup }], properties: { 'completion-mode': 'grouped' } }, /'grouped' is not supported yet/],
     ['transaction', { actions: [{ type: 'blockdev-backup', data: backup }, { type: 'blockdev-snapshot-sync', data: { 'snapshot-file': '/x' } }] }, /action 'blockdev-snapshot-sync' is not supported/],
   ];
