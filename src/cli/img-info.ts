@@ -4,7 +4,7 @@ import type { BlockNode } from '../block/block-node.js';
 import type { CommandContext } from './command-context.js';
 import { collectImageInfo, renderImageInfoHuman, renderImageInfoJson, type ImageInfo } from './image-info.js';
 import { withImages } from './image-session.js';
-import { outputFormatOption, type OutputFormat } from './output-format.js';
+import { imageFormatOption, outputFormatOption, type OutputFormat } from './common-options.js';
 
 interface InfoFlags {
   format?: string;
@@ -35,7 +35,7 @@ export function registerImgInfo(img: Command, context: CommandContext): void {
     .command('info')
     .description('Show the format, sizes and backing file of an image.')
     .argument('<file>', 'image file')
-    .option('-f, --format <format>', 'image format (default: probed from the file)')
+    .addOption(imageFormatOption())
     .option('--backing-chain', 'also describe every image of the backing chain, top first', false)
     .addOption(outputFormatOption())
     .addHelpText('after', HELP_FOOTER)

@@ -4,7 +4,7 @@ import type { CommandContext } from './command-context.js';
 import { collectImageMap, renderImageMapHuman, renderImageMapJson } from './image-map.js';
 import { withImages } from './image-session.js';
 import { parseSize } from '../util/size.js';
-import { outputFormatOption, type OutputFormat } from './output-format.js';
+import { imageFormatOption, outputFormatOption, type OutputFormat } from './common-options.js';
 
 interface MapFlags {
   format?: string;
@@ -41,7 +41,7 @@ export function registerImgMap(img: Command, context: CommandContext): void {
     .command('map')
     .description('Show which ranges of an image hold data, zeroes, or come from its backing chain.')
     .argument('<file>', 'image file')
-    .option('-f, --format <format>', 'image format (default: probed from the file)')
+    .addOption(imageFormatOption())
     .option('-s, --start-offset <offset>', 'first guest byte to map (default: 0)')
     .option('-l, --max-length <length>', 'map at most this many bytes (default: to the end)')
     .addOption(outputFormatOption())

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { LivebackupError } from '../errors.js';
 import { parseSize } from '../util/size.js';
 import type { CommandContext } from './command-context.js';
+import { imageFormatOption } from './common-options.js';
 import { withImages } from './image-session.js';
 
 interface ResizeFlags {
@@ -33,7 +34,7 @@ export function registerImgResize(img: Command, context: CommandContext): void {
     .description('Grow (or, with --shrink, shrink) the virtual size of an image.')
     .argument('<file>', 'image file')
     .argument('<size>', 'new size (e.g. 20G), or a change of it (+10G, -1G)')
-    .option('-f, --format <format>', 'image format (default: probed from the file)')
+    .addOption(imageFormatOption())
     .option('--shrink', 'allow making the image smaller (data past the new end is lost)', false)
     .addHelpText('after', HELP_FOOTER)
     .action(async (file: string, sizeText: string, flags: ResizeFlags) => {

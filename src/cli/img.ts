@@ -26,7 +26,7 @@ Run 'livebackup img <subcommand> --help' for its arguments and exit codes.
 export function registerImgCommand(program: Command, context: CommandContext): void {
   const img = program
     .command('img')
-    .description('Create, inspect and compare image files (like qemu-img).')
+    .description('Create, inspect, compare and resize image files (like qemu-img).')
     .addHelpText('after', HELP_FOOTER);
   registerImgCreate(img, context);
   registerImgInfo(img, context);
