@@ -49,15 +49,21 @@ export function caseInput(seed: number, caseIndex: number, seeds: readonly FuzzS
 }
 
 /** Run `cases` cases of `target` from `seed`; stops collecting after 20 failures. */
-export async function fuzz(target: FuzzTarget, seed: number, cases: number, onProgress?: (done: number) => void): Promise<FuzzReport> {
+export function fuzz(target: FuzzTarget, seed: number, cases: number, onProgress?: (done: number) => void): Promise<FuzzReport> {
+  return fuzzRange(target, seed, 0, cases, onProgress);
+}
+
+/** Run cases `from` .. `from + cases - 1` of `target` with `seed` (replaying one is `cases` = 1). */
+export async function fuzzRange(target: FuzzTarget, seed: number, from: number, cases: number, onProgress?: (done: number) => void): Promise<FuzzReport> {
   const seeds = await target.seeds();
   const failures: FuzzFailure[] = [];
   const started = Date.now();
-  for (let caseIndex = 0; caseIndex < cases; caseIndex++) {
+  for (let caseIndex = from; caseIndex < from + cases; caseIndex++) {
     const { bytes, random } = caseInput(seed, caseIndex, seeds);
     const failure = await target.run(bytes, random);
     if (failure !== undefined && failures.length < 20) failures.push({ target: target.name, seed, caseIndex, failure, bytes });
-    if (onProgress && (caseIndex + 1) % 1000 === 0) onProgress(caseIndex + 1);
+    const done = caseIndex - from + 1;
+    if (onProgress && done % 1000 === 0) onProgress(done);
   }
   return { target: target.name, cases, failures, milliseconds: Date.now() - started };
 }
