@@ -26,7 +26,7 @@ import type { BlockdevOnError, JobEvent } from '../../src/job/job.js';
 import { errorActionFor } from '../../src/job/error-policy.js';
 import { LivebackupError } from '../../src/errors.js';
 import { SeededRandom } from '../helpers/random.js';
-import { qemuImgCheck, qemuImgCompare } from '../helpers/tools.js';
+import { qemuImgCheck, run } from '../helpers/tools.js';
 import { GuestLedger } from './guest-ledger.js';
 
 const KiB = 1024;
@@ -55,6 +55,8 @@ export interface FaultStormResult {
   /** Empty when every rule held. */
   readonly failures: string[];
   readonly injected: number;
+  readonly errorEvents: number;
+  readonly stops: number;
   readonly jobStatus: string;
 }
 
@@ -88,9 +90,11 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
   const maxWorkers = random.int(1, 8);
   const maxChunk = random.pick([64 * KiB, 256 * KiB, 1 * MiB]);
   const stormSteps = random.int(5, 40);
+  // A rate limit stretches the job over the storm (a 4 MiB disk at 16 MiB/s takes about 250 ms).
+  const speed = random.pick([0, 0, 16 * MiB, 64 * MiB]);
   const description =
     `seed=${seed} sync=${sync} on-source-error=${onSourceError} on-target-error=${onTargetError} size=${size} ` +
-    `source=${sourceFormat}/${sourcePlacement}/${sourceErrno} target=${targetPlacement}/${targetErrno} writers=${writers} workers=${maxWorkers} chunk=${maxChunk} storm=${stormSteps}`;
+    `source=${sourceFormat}/${sourcePlacement}/${sourceErrno} target=${targetPlacement}/${targetErrno} writers=${writers} speed=${speed} workers=${maxWorkers} chunk=${maxChunk} storm=${stormSteps}`;
   if (process.env.STORM_TRACE) process.stderr.write(`${description}\n`);
   const failures: string[] = [];
   const unhandled: unknown[] = [];
@@ -98,6 +102,8 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
   process.on('unhandledRejection', onUnhandled);
   const graph = new BlockGraph();
   let injected = 0;
+  let errorEvents = 0;
+  let stops = 0;
   let jobStatus = 'not started';
   try {
     let backingPath: string | undefined;
@@ -134,6 +140,7 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
       onTargetError,
       maxWorkers,
       maxChunk,
+      speed,
       targetZeroInitialized: sync === 'full',
       jobId: 'storm0',
       onEvent: (event) => {
@@ -170,9 +177,23 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     }
 
     const sides = [source, target];
+    // Sometimes the storm is already raging when the job starts.
+    for (const side of sides) if (random.chance(0.3)) addRandomRule(side);
     const tracer = process.env.STORM_TRACE
       ? setInterval(() => process.stderr.write(`status=${job.status} io=${job.ioStatus} rules=${JSON.stringify(sides.map((x) => x.debug.rules))} injected=${source.debug.injected}/${target.debug.injected} storming=${storming} events=${events.length}\n`), 500)
       : undefined;
+    function addRandomRule(side: Side): void {
+      const rule: BlkdebugRule = {
+        event: random.pick(['read_aio', 'read_aio', 'write_aio', 'write_aio', 'flush_to_disk']),
+        errno: side.errno === 'ENOSPC' ? 28 : 5,
+        once: random.chance(0.6),
+      };
+      const policy = side === source ? onSourceError : onTargetError;
+      if (policy === 'ignore' && !choice.persistentIgnoredFaults) rule.once = true;
+      if (rule.event !== 'flush_to_disk' && random.chance(0.8)) rule.sector = random.int(0, Math.floor(size / 512) - 1);
+      side.debug.rules.push(rule);
+    }
+
     const storm = (async () => {
       for (let step = 0; step < stormSteps && !jobEnded(job.status); step++) {
         await new Promise((resolve) => setTimeout(resolve, random.int(0, 4)));
@@ -181,16 +202,7 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
           side.debug.rules.splice(random.int(0, side.debug.rules.length - 1), 1);
           continue;
         }
-        const fileBytes = Math.max(size, 512);
-        const rule: BlkdebugRule = {
-          event: random.pick(['read_aio', 'read_aio', 'write_aio', 'write_aio', 'flush_to_disk']),
-          errno: side.errno === 'ENOSPC' ? 28 : 5,
-          once: random.chance(0.6),
-        };
-        const policy = side === source ? onSourceError : onTargetError;
-        if (policy === 'ignore' && !choice.persistentIgnoredFaults) rule.once = true;
-        if (rule.event !== 'flush_to_disk' && random.chance(0.8)) rule.sector = random.int(0, fileBytes / 512 - 1);
-        side.debug.rules.push(rule);
+        addRandomRule(side);
       }
       storming = false;
       for (const side of sides) side.debug.rules.length = 0;
@@ -234,6 +246,8 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     }
     if (stopped > 0 && result.status === 'completed' && job.ioStatus !== 'ok') failures.push(`io-status ${job.ioStatus} after completion`);
     injected = source.debug.injected + target.debug.injected;
+    errorEvents = errors.length;
+    stops = stopped;
 
     // Every resolved guest write must read back.
     const now = new Uint8Array(size);
@@ -243,8 +257,8 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
 
     await graph.closeAll();
     if (result.status === 'completed') {
-      const same = await qemuImgCompare(referencePath, targetPath, 'raw', 'qcow2');
-      if (!same) failures.push('qemu-img compare: completed target differs from the point-in-time reference');
+      const compare = await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'qcow2', referencePath, targetPath]);
+      if (compare.code !== 0) failures.push(`qemu-img compare: completed target differs from the point-in-time reference: ${(compare.stdout + compare.stderr).trim()}`);
     }
     for (const side of sides) {
       if (side.format !== 'qcow2') continue;
@@ -261,7 +275,7 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     process.off('unhandledRejection', onUnhandled);
   }
   for (const reason of unhandled) failures.push(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`);
-  return { seed, description, failures, injected, jobStatus };
+  return { seed, description, failures, injected, errorEvents, stops, jobStatus };
 }
 
 /** Format options: a backing file, or metadata preallocation when blkdebug sits under the format. */
