@@ -140,7 +140,7 @@ test('img map --start-offset/--max-length maps part of a chain exactly as qemu-i
 
 test(
   'img map of qcow2 zero clusters that keep their allocation reports their host offsets, like qemu-img map',
-  { ...needsQemu, todo: 'the qcow2 driver does not report hostOffset for allocated zero clusters yet' },
+  needsQemu,
   async (t) => {
     await assertChainMapMatchesQemu(await tempDir(t), { seed: 5, clusterSize: 65536, zeroWrite: 'write -z' });
   },

@@ -57,7 +57,7 @@ interface Extent {
   offset: number;
   bytes: number;
   kind: ExtentKind;
-  /** For data: host offset of the first byte. */
+  /** For data, and zero clusters that keep their allocation: host offset of the first byte. */
   hostOffset?: number;
   /** For compressed: where the compressed cluster lies, and the offset of `offset` inside the cluster. */
   compressed?: CompressedExtent;
@@ -306,7 +306,9 @@ export class Qcow2Driver implements BlockDriver {
           sub = subEnd;
         }
       } else if (entryZero(lo)) {
-        pushExtent(extents, { offset: position, bytes: clusterEnd - position, kind: 'zero' });
+        // A zero cluster may keep its host cluster (QEMU's "zero, allocated"): report where it lies.
+        const kept = entryOffset(hi, lo) !== 0 ? this.validHost(hi, lo, position) + (position - clusterStart) : undefined;
+        pushExtent(extents, { offset: position, bytes: clusterEnd - position, kind: 'zero', hostOffset: kept });
       } else if (entryOffset(hi, lo) === 0) {
         pushExtent(extents, { offset: position, bytes: clusterEnd - position, kind: 'unallocated' });
       } else {
@@ -902,9 +904,11 @@ export class Qcow2Driver implements BlockDriver {
       const nextState = next.kind === 'compressed' ? 'data' : next.kind;
       if (nextState !== state) break;
       if (state === 'data' && (head.kind !== next.kind || head.kind === 'data')) break;
+      if (state === 'zero' && (head.hostOffset === undefined) !== (next.hostOffset === undefined)) break;
+      if (state === 'zero' && head.hostOffset !== undefined && head.hostOffset + run !== next.hostOffset) break;
       run += next.bytes;
     }
-    if (state === 'data' && head.kind === 'data') {
+    if (head.hostOffset !== undefined && (head.kind === 'data' || head.kind === 'zero')) {
       return { bytes: run, state, hostOffset: head.hostOffset, hostNode: this.file };
     }
     return { bytes: run, state };
@@ -951,7 +955,8 @@ export class Qcow2Driver implements BlockDriver {
 function pushExtent(extents: Extent[], extent: Extent): void {
   const last = extents[extents.length - 1];
   if (last && last.kind === extent.kind && last.offset + last.bytes === extent.offset && extent.kind !== 'compressed') {
-    if (extent.kind !== 'data' || last.hostOffset! + last.bytes === extent.hostOffset) {
+    const lastHost = last.hostOffset === undefined ? undefined : last.hostOffset + last.bytes;
+    if (lastHost === extent.hostOffset) {
       last.bytes += extent.bytes;
       return;
     }
