@@ -2,7 +2,7 @@
  * One crash, replayable from its seed. A child process (crash-child.ts)
  * serves a qcow2 source over NBD and backs it up to a qcow2 target; an NBD
  * client writes with FLUSH and FUA meanwhile, and the child is killed with
- * SIGKILL at a random moment. Then:
+ * SIGKILL at a random moment (writes, write-zeroes and trims). Then:
  *  - `qemu-img check` finds no corruption in source or target (leaks are
  *    allowed and counted);
  *  - every write acknowledged before an acknowledged FLUSH (or acknowledged
@@ -38,11 +38,12 @@ export interface CrashResult {
 export async function runCrash(seed: number, dir: string): Promise<CrashResult> {
   const random = new SeededRandom(seed);
   const size = random.pick([4, 8]) * MiB;
-  const clusterSize = random.pick([4096, 65536]);
+  const clusterSize = random.pick([512, 4096, 65536]);
+  const targetClusterSize = random.pick([4096, 65536]);
   const killAfterMs = random.int(5, 250);
   const writers = random.int(1, 4);
   const speed = random.pick([4, 16, 64]) * MiB;
-  const description = `seed=${seed} size=${size} cluster=${clusterSize} kill-after=${killAfterMs}ms writers=${writers} speed=${speed}`;
+  const description = `seed=${seed} size=${size} cluster=${clusterSize} target-cluster=${targetClusterSize} kill-after=${killAfterMs}ms writers=${writers} speed=${speed}`;
   const failures: string[] = [];
   const sourcePath = join(dir, 'source.qcow2');
   const targetPath = join(dir, 'target.qcow2');
@@ -52,7 +53,7 @@ export async function runCrash(seed: number, dir: string): Promise<CrashResult> 
   let child: ChildProcess | undefined;
   try {
     await createImage(sourcePath, 'qcow2', size, { cluster_size: clusterSize });
-    await createImage(targetPath, 'qcow2', size);
+    await createImage(targetPath, 'qcow2', size, { cluster_size: targetClusterSize });
     const initial = new Uint8Array(size);
     {
       const graph = new BlockGraph();
@@ -164,11 +165,15 @@ async function nbdWriter(
   while (alive()) {
     const bytes = random.pick([random.int(1, 4 * KiB), random.int(1, 64 * KiB), random.int(512, 256 * KiB)]);
     const offset = regionStart + random.int(0, regionBytes - bytes);
-    const data = random.bytes(bytes);
     const fua = random.chance(0.2);
-    const id = ledger.sent(offset, data);
+    const kind = random.int(0, 9);
+    // Mostly data writes; some write-zeroes (data of zeroes) and trims (content unknown afterwards).
+    const data = kind < 8 ? random.bytes(bytes) : kind === 8 ? new Uint8Array(bytes) : null;
+    const id = ledger.sent(offset, data, bytes);
     try {
-      await client.write(offset, data, { fua });
+      if (kind < 8) await client.write(offset, data!, { fua });
+      else if (kind === 8) await client.writeZeroes(offset, bytes, { fua, noHole: random.chance(0.5) });
+      else await client.trim(offset, bytes, { fua });
     } catch {
       return;
     }

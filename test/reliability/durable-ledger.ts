@@ -4,11 +4,14 @@
  * FLUSH sent after its acknowledgement is acknowledged. After a crash a
  * byte must hold the value of the last durable write covering it (or the
  * initial content), or the value of any later write covering it (sent,
- * perhaps not acknowledged: it may have landed).
+ * perhaps not acknowledged: it may have landed). A trim is a write of
+ * unknown data: its bytes may read as anything until a later write.
  */
 interface SentWrite {
   readonly offset: number;
-  readonly data: Uint8Array;
+  readonly length: number;
+  /** The bytes written; null for a trim (any content allowed). */
+  readonly data: Uint8Array | null;
   acknowledged: boolean;
   durable: boolean;
 }
@@ -22,9 +25,9 @@ export class DurableLedger {
     this.initial = initial;
   }
 
-  /** A write is about to be sent; returns its id. */
-  sent(offset: number, data: Uint8Array): number {
-    this.writes.push({ offset, data, acknowledged: false, durable: false });
+  /** A write (data) or trim (null, with `length`) is about to be sent; returns its id. */
+  sent(offset: number, data: Uint8Array | null, length = data?.length ?? 0): number {
+    this.writes.push({ offset, length, data, acknowledged: false, durable: false });
     return this.writes.length - 1;
   }
 
@@ -58,11 +61,13 @@ export class DurableLedger {
   firstLostByte(actual: Uint8Array): number {
     const lastDurable = new Int32Array(this.initial.length).fill(-1);
     this.writes.forEach((write, id) => {
-      if (write.durable) lastDurable.fill(id, write.offset, write.offset + write.data.length);
+      if (write.durable) lastDurable.fill(id, write.offset, write.offset + write.length);
     });
     for (let i = 0; i < actual.length; i++) {
       const id = lastDurable[i]!;
-      const expected = id < 0 ? this.initial[i] : this.writes[id]!.data[i - this.writes[id]!.offset];
+      const write = id < 0 ? undefined : this.writes[id]!;
+      if (write && write.data === null) continue;
+      const expected = write ? write.data![i - write.offset] : this.initial[i];
       if (actual[i] === expected) continue;
       if (!this.laterWriteExplains(i, id, actual[i]!)) return i;
     }
@@ -73,15 +78,15 @@ export class DurableLedger {
   describe(offset: number, actual: number): string {
     const covering = this.writes
       .map((write, id) => ({ write, id }))
-      .filter(({ write }) => write.offset <= offset && offset < write.offset + write.data.length)
-      .map(({ write, id }) => `#${id}${write.durable ? ' durable' : write.acknowledged ? ' acked' : ' sent'}=${write.data[offset - write.offset]}`);
+      .filter(({ write }) => write.offset <= offset && offset < write.offset + write.length)
+      .map(({ write, id }) => `#${id}${write.durable ? ' durable' : write.acknowledged ? ' acked' : ' sent'}=${write.data ? write.data[offset - write.offset] : 'trim'}`);
     return `read ${actual}, initial ${this.initial[offset]}, writes ${covering.join(', ') || 'none'}`;
   }
 
   private laterWriteExplains(offset: number, after: number, value: number): boolean {
     for (let id = after + 1; id < this.writes.length; id++) {
       const write = this.writes[id]!;
-      if (write.offset <= offset && offset < write.offset + write.data.length && write.data[offset - write.offset] === value) return true;
+      if (write.offset <= offset && offset < write.offset + write.length && (write.data === null || write.data[offset - write.offset] === value)) return true;
     }
     return false;
   }
