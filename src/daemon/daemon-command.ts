@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/command-context.js';
-import { runDaemon } from './run-daemon.js';
 
 /** Add the `daemon` subcommand to `program`. */
 export function registerDaemonCommand(program: Command, context: CommandContext): void {
@@ -17,6 +16,8 @@ export function registerDaemonCommand(program: Command, context: CommandContext)
     .allowExcessArguments()
     .argument('[options...]', 'qemu-storage-daemon style options')
     .action(async (_options: string[], _flags: unknown, command: Command) => {
+      // Loaded on demand: the QMP/NBD stack is not needed by the other subcommands.
+      const { runDaemon } = await import('./run-daemon.js');
       context.setExitCode(await runDaemon(command.args, { out: context.out, err: context.err }));
     });
 }
