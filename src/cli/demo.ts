@@ -103,13 +103,16 @@ async function runDemo(context: CommandContext, folder: string, size: number): P
       { filename: backup, writable: true },
     ],
     async ([source, target]) => {
+      const started = performance.now();
       const job = startBackup({ source: source!, target: target!, sync: 'full', speed: BACKUP_SPEED, targetZeroInitialized: true, jobId: 'demo' });
       const guestBytes = await writeAsGuest(source!, () => job.status === 'running');
       const result = await job.done;
       if (result.status !== 'completed') throw new LivebackupError('IO_ERROR', `the backup job ended ${result.status}: ${result.error ?? ''}`);
+      const seconds = (performance.now() - started) / 1000;
       say(
-        `Backup complete: ${formatSize(job.progressCurrent)} copied; the guest wrote ${formatSize(guestBytes)} meanwhile, ` +
-          `${job.cowStats.copies} of its writes waited for copy-before-write.`,
+        `Backup complete: ${formatSize(job.progressCurrent)} in ${seconds.toFixed(2)} s ` +
+          `(${formatSize(job.progressCurrent / seconds)}/s, rate-limited to ${formatSize(BACKUP_SPEED)}/s); ` +
+          `the guest wrote ${formatSize(guestBytes)} meanwhile, ${job.cowStats.copies} of its writes waited for copy-before-write.`,
       );
     },
   );
