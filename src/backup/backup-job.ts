@@ -160,7 +160,8 @@ export class BackupJob extends Job {
         running.add(task);
         void task.finally(() => running.delete(task));
         cursor = claim.offset + claim.bytes;
-        await this.rateLimit(claim.knownZero ? 0 : claim.bytes);
+        // Like QEMU, zero runs count against the speed limit too.
+        await this.rateLimit(claim.bytes);
       }
     } finally {
       await Promise.allSettled(running);

@@ -27,7 +27,7 @@ const MIB = 1024 * 1024;
 /** Chunk size for writing and copying. */
 const CHUNK = 4 * MIB;
 /** The backup's rate limit, low enough that the guest writes land while it runs. */
-const BACKUP_SPEED = 64 * MIB;
+const BACKUP_SPEED = 128 * MIB;
 /** Guest writes issued while the backup runs. */
 const GUEST_WRITES = 16;
 
@@ -111,7 +111,7 @@ async function runDemo(context: CommandContext, folder: string, size: number): P
       const seconds = (performance.now() - started) / 1000;
       say(
         `Backup complete: ${formatSize(job.progressCurrent)} in ${seconds.toFixed(2)} s ` +
-          `(${formatSize(job.progressCurrent / seconds)}/s, rate-limited to ${formatSize(BACKUP_SPEED)}/s); ` +
+          `(${formatSize(job.progressCurrent / seconds)}/s with the rate limit at ${formatSize(BACKUP_SPEED)}/s); ` +
           `the guest wrote ${formatSize(guestBytes)} meanwhile, ${job.cowStats.copies} of its writes waited for copy-before-write.`,
       );
     },
