@@ -160,6 +160,19 @@ test('protocol and json: backing names inside an image are refused even where ba
   }
 });
 
+test('a qcow2 image with an external data file is refused without the data file being used', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const dataPath = join(dir, 'elsewhere.raw');
+  const imagePath = join(dir, 'with-data-file.qcow2');
+  await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${dataPath}`, imagePath, '1M']);
+  const before = await stat(dataPath);
+  const graph = new BlockGraph();
+  t.after(() => graph.closeAll());
+  await assert.rejects(graph.open({ driver: 'qcow2', file: { driver: 'file', filename: imagePath } }), (error: unknown) => error instanceof LivebackupError && error.code === 'UNSUPPORTED' && /data file/.test(error.message));
+  assert.equal(graph.list().length, 0);
+  assert.equal((await stat(dataPath)).mtimeMs, before.mtimeMs);
+});
+
 test('the NBD server holds at most max-connections clients; a freed slot is usable again', async (t) => {
   const { socket } = await windowedExportWithLimit(t, 2);
   const first = await NbdClient.connect({ type: 'unix', path: socket }, { exportName: 'rw' });

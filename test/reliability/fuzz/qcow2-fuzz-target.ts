@@ -1,5 +1,7 @@
 /**
- * Fuzz target (a): the qcow2 open, read and write paths fed mutated images.
+ * Fuzz target (a): the qcow2 open, read and write paths fed mutated images
+ * (ours, and QEMU's with compressed clusters, snapshots, bitmaps and
+ * extended L2 entries).
  * Each case opens a mutated image from memory (guarded-memory-file.ts, so
  * every file access outside the image is caught), in a graph that refuses
  * backing files named inside images; then reads, asks block status, writes
@@ -15,6 +17,7 @@ import { createImage, openImage } from '../../../src/block/image-file.js';
 import { HeaderField } from '../../../src/block/qcow2/qcow2-format.js';
 import { LivebackupError } from '../../../src/errors.js';
 import { SeededRandom } from '../../helpers/random.js';
+import { run, skipUnlessTools } from '../../helpers/tools.js';
 import { GuardedMemoryFiles } from './guarded-memory-file.js';
 import type { FuzzTarget, FuzzSeed } from './fuzz-target.js';
 
@@ -50,8 +53,37 @@ export async function qcow2Seeds(): Promise<FuzzSeed[]> {
       const bytes = new Uint8Array(await readFile(path));
       seeds.push({ name: `qcow2-${index}`, bytes, hints: { fields: qcow2Fields(bytes), maxLength: bytes.length + 64 * KiB } });
     }
+    for (const seed of await qemuMadeSeeds(dir)) seeds.push(seed);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+  return seeds;
+}
+
+/**
+ * Images only QEMU writes here: compressed clusters, internal snapshots, a
+ * persistent bitmap, extended L2 entries. Skipped when qemu-img is missing.
+ */
+async function qemuMadeSeeds(dir: string): Promise<FuzzSeed[]> {
+  if (skipUnlessTools('qemu-img', 'qemu-io') !== false) return [];
+  const recipes: Array<{ name: string; create: string[]; io: string[]; after?: string[][] }> = [
+    { name: 'compressed', create: ['-o', 'cluster_size=4096'], io: ['write -c -P 0x11 0 16k', 'write -P 0x22 64k 8k'] },
+    { name: 'snapshot', create: ['-o', 'cluster_size=4096'], io: ['write -P 0x33 0 8k'], after: [['snapshot', '-c', 'snap1'], ['snapshot', '-c', 'snap2']] },
+    { name: 'bitmap', create: ['-o', 'cluster_size=4096'], io: ['write -P 0x44 4k 8k'], after: [['bitmap', '--add', 'bitmap0']] },
+    { name: 'extended-l2', create: ['-o', 'cluster_size=16384,extended_l2=on'], io: ['write -P 0x55 1k 3k', 'write -z 32k 4k'] },
+  ];
+  const seeds: FuzzSeed[] = [];
+  for (const recipe of recipes) {
+    const path = join(dir, `${recipe.name}.qcow2`);
+    const created = await run('qemu-img', ['create', '-q', '-f', 'qcow2', ...recipe.create, path, '256K']);
+    if (created.code !== 0) continue;
+    await run('qemu-io', ['-f', 'qcow2', ...recipe.io.flatMap((command) => ['-c', command]), path]);
+    for (const step of recipe.after ?? []) {
+      const [verb, ...rest] = step;
+      await run('qemu-img', [verb!, ...rest, path]);
+    }
+    const bytes = new Uint8Array(await readFile(path));
+    seeds.push({ name: `qemu-${recipe.name}`, bytes, hints: { fields: qcow2Fields(bytes), maxLength: bytes.length + 64 * KiB } });
   }
   return seeds;
 }
