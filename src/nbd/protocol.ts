@@ -9,7 +9,7 @@
  * Number.MAX_SAFE_INTEGER, which every bounds check rejects). Cookies are
  * opaque 64-bit values carried as bigint.
  */
-import { LivebackupError } from '../errors.js';
+import { ERRNO_NUMBERS, LivebackupError } from '../errors.js';
 
 // ---- Magics -------------------------------------------------------------
 
@@ -121,17 +121,11 @@ export const QEMU_ALLOCATION_DEPTH = 'qemu:allocation-depth';
 
 // ---- Errors -------------------------------------------------------------
 
-/** NBD error values by errno name (the protocol's fixed set). */
-export const NBD_ERRNO: Readonly<Record<string, number>> = {
-  EPERM: 1,
-  EIO: 5,
-  ENOMEM: 12,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOVERFLOW: 75,
-  ENOTSUP: 95,
-  ESHUTDOWN: 108,
-};
+/**
+ * NBD error values by errno name: the protocol's fixed set uses the Linux
+ * numbers, which errors.ts already holds.
+ */
+export const NBD_ERRNO: Readonly<Record<string, number>> = ERRNO_NUMBERS;
 
 /** The errno name of an NBD error value; unknown values read as EINVAL (as the spec advises). */
 export function nbdErrnoName(value: number): string {
