@@ -13,6 +13,8 @@
  *  - every resolved guest write reads back (GuestLedger);
  *  - every qcow2 image passes `qemu-img check` (leaks allowed);
  *  - no promise rejection goes unhandled.
+ * Some storms also cancel the job midway (perhaps while it is stopped):
+ * it must then end cancelled (or completed, if it got there first).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -90,11 +92,13 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
   const maxWorkers = random.int(1, 8);
   const maxChunk = random.pick([64 * KiB, 256 * KiB, 1 * MiB]);
   const stormSteps = random.int(5, 40);
+  // Sometimes the user cancels the job in the middle of the storm (perhaps while it is stopped on an error).
+  const cancelAtStep = sync !== 'none' && random.chance(0.15) ? random.int(0, stormSteps - 1) : -1;
   // A rate limit stretches the job over the storm (a 4 MiB disk at 16 MiB/s takes about 250 ms).
   const speed = random.pick([0, 0, 16 * MiB, 64 * MiB]);
   const description =
     `seed=${seed} sync=${sync} on-source-error=${onSourceError} on-target-error=${onTargetError} size=${size} ` +
-    `source=${sourceFormat}/${sourcePlacement}/${sourceErrno} target=${targetPlacement}/${targetErrno} writers=${writers} speed=${speed} workers=${maxWorkers} chunk=${maxChunk} storm=${stormSteps}`;
+    `source=${sourceFormat}/${sourcePlacement}/${sourceErrno} target=${targetPlacement}/${targetErrno} writers=${writers} speed=${speed} workers=${maxWorkers} chunk=${maxChunk} storm=${stormSteps}${cancelAtStep >= 0 ? ` cancel-at=${cancelAtStep}` : ''}`;
   if (process.env.STORM_TRACE) process.stderr.write(`${description}\n`);
   const failures: string[] = [];
   const unhandled: unknown[] = [];
@@ -169,14 +173,17 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
         if (job.ioStatus !== wanted) failures.push(`stopped on ${errno}: io-status ${job.ioStatus}, expected ${wanted}`);
         pendingErrorAction = undefined;
         // Resume after a while; the storm may still be raging.
-        setTimeout(() => {
-          if (job.status === 'paused' && job.ioStatus === wanted) job.resume();
-          else if (job.status === 'paused' && job.ioStatus !== 'ok') job.resume();
-        }, random.int(0, 3));
+        setTimeout(() => resumeIfStopped(), random.int(0, 3));
       }
     }
 
     const sides = [source, target];
+    let cancelRequested = false;
+    /** Resume a job stopped on an error; a job that moved on meanwhile (cancelled, resumed) is left alone. */
+    function resumeIfStopped(): void {
+      if (job.status !== 'paused' || job.ioStatus === 'ok' || cancelRequested) return;
+      job.resume();
+    }
     // Sometimes the storm is already raging when the job starts.
     for (const side of sides) if (random.chance(0.3)) addRandomRule(side);
     const tracer = process.env.STORM_TRACE
@@ -197,6 +204,10 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     const storm = (async () => {
       for (let step = 0; step < stormSteps && !jobEnded(job.status); step++) {
         await new Promise((resolve) => setTimeout(resolve, random.int(0, 4)));
+        if (step === cancelAtStep && !jobEnded(job.status) && job.status !== 'pending' && job.status !== 'waiting') {
+          cancelRequested = true;
+          job.cancel();
+        }
         const side = random.pick(sides);
         if (side.debug.rules.length > 0 && random.chance(0.35)) {
           side.debug.rules.splice(random.int(0, side.debug.rules.length - 1), 1);
@@ -207,7 +218,7 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
       storming = false;
       for (const side of sides) side.debug.rules.length = 0;
       // A job stopped on an error while the storm ended must be resumed to finish.
-      if (job.status === 'paused' && job.ioStatus !== 'ok') job.resume();
+      resumeIfStopped();
     })();
 
     const writerTasks = Array.from({ length: writers }, (_, index) => {
@@ -233,11 +244,15 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     jobStatus = result.status;
     const errors = events.filter((e): e is Extract<JobEvent, { event: 'BLOCK_JOB_ERROR' }> => e.event === 'BLOCK_JOB_ERROR');
     const reported = errors.filter((e) => e.data.action === 'report');
-    if (reported.length > 0) {
+    if (cancelRequested && reported.length === 0) {
+      if (result.status !== 'cancelled' && result.status !== 'completed') failures.push(`cancelled job ended ${result.status} (${result.error ?? ''})`);
+    } else if (reported.length > 0) {
       const last = reported.at(-1)!;
       const errno = last.data.operation === 'read' ? source.errno : target.errno;
-      if (result.status !== 'failed') failures.push(`an error was reported but the job ended ${result.status}`);
-      else if (result.error !== ERRNO_TEXT[errno]) failures.push(`job failed with '${result.error}', expected '${ERRNO_TEXT[errno]}'`);
+      // A cancel may win the race with the error.
+      const cancelWon = cancelRequested && result.status === 'cancelled';
+      if (!cancelWon && result.status !== 'failed') failures.push(`an error was reported but the job ended ${result.status}`);
+      else if (!cancelWon && result.error !== ERRNO_TEXT[errno]) failures.push(`job failed with '${result.error}', expected '${ERRNO_TEXT[errno]}'`);
       if (reported.length > 1) failures.push(`${reported.length} errors reported; the first must end the job`);
     } else if (sync === 'none') {
       if (result.status !== 'cancelled') failures.push(`sync=none job ended ${result.status}, expected cancelled`);
