@@ -60,7 +60,7 @@ export function qmpDaemonLauncher(program: readonly string[]): DaemonLauncher {
       `addr.type=unix,addr.path=${socket}`,
       '--export',
       `type=nbd,id=export0,node-name=src,name=${EXPORT_NAME},writable=${writable ? 'on' : 'off'}`,
-    ]);
+    ], program);
     let targets = 0;
     return {
       uri: nbdUri(socket),
@@ -145,9 +145,11 @@ export const launchBenchDaemon: DaemonLauncher = async ({ image, writable, scrat
 };
 
 /**
- * The program that plays livebackup's part. Until `livebackup daemon`
- * exists this is the bench stand-in. The real daemon takes qsd's options
- * and speaks QMP, so switching is this one line:
+ * The program that plays livebackup's part: the library stand-in
+ * (bench-daemon.js). `livebackup daemon` takes qsd's options and speaks
+ * QMP, so switching to it is this one line:
  *   = qmpDaemonLauncher([process.execPath, LIVEBACKUP_CLI, 'daemon']);
+ * It is not switched yet because the daemon sometimes stays alive after
+ * `quit` (its NBD listener is left open), which would hang the bench.
  */
 export const launchLivebackupDaemon: DaemonLauncher = launchBenchDaemon;
