@@ -2,17 +2,18 @@
  * Fuzz target (b): the NBD server fed mutated client conversations over a
  * real unix socket: handshake flags, options (structured replies, meta
  * contexts, INFO/GO/EXPORT_NAME, LIST), then transmission requests of every
- * kind. The client sends its bytes, half-closes and waits for the server to
+ * kind, against a qcow2 export. The client sends its bytes, half-closes and waits for the server to
  * close. A case fails on an uncaught exception or unhandled rejection in
  * the process, on a connection the server never closes, or on an access
  * outside the exported image; every 250 cases a well-behaved client must
  * still be served (read back what it wrote).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockGraph } from '../../../src/block/block-graph.js';
+import { createImage, openImage } from '../../../src/block/image-file.js';
 import { NbdClient } from '../../../src/nbd/client.js';
 import { NbdServer } from '../../../src/nbd/server.js';
 import { SeededRandom } from '../../helpers/random.js';
@@ -57,7 +58,7 @@ function nbdSeeds(): FuzzSeed[] {
   return seeds;
 }
 
-/** An NBD server on a private unix socket, exporting a guarded in-memory disk writable ('disk') and read-only ('ro'). */
+/** An NBD server on a private unix socket, exporting a qcow2 in guarded memory writable ('disk') and read-only ('ro'). */
 export class NbdFuzzTarget implements FuzzTarget {
   readonly name = 'nbd';
   private server: NbdServer | undefined;
@@ -71,9 +72,21 @@ export class NbdFuzzTarget implements FuzzTarget {
   async seeds(): Promise<FuzzSeed[]> {
     this.dir = await mkdtemp(join(tmpdir(), 'livebackup-fuzz-nbd-'));
     this.socketPath = join(this.dir, 'nbd.sock');
-    this.key = GuardedMemoryFiles.put(new Uint8Array(DISK), { maxGrowth: 0 });
-    this.graph = new BlockGraph();
-    const node = await this.graph.open({ driver: 'raw', 'node-name': 'fuzz-disk', file: { driver: 'fuzz-memory', key: this.key } });
+    // A qcow2 disk with data, zero and unallocated clusters, so reads and block status have holes to describe.
+    const imagePath = join(this.dir, 'disk.qcow2');
+    await createImage(imagePath, 'qcow2', DISK, { cluster_size: 4096 });
+    const writer = new BlockGraph();
+    const image = await openImage(imagePath, { graph: writer, format: 'qcow2' });
+    const random = new SeededRandom(99);
+    for (let i = 0; i < 8; i++) {
+      const offset = random.int(0, DISK / 4096 - 16) * 4096;
+      if (i % 3 === 2) await image.writeZeroes(offset, 32 * KiB);
+      else await image.write(offset, random.bytes(random.int(1, 48 * KiB)));
+    }
+    await writer.closeAll();
+    this.key = GuardedMemoryFiles.put(new Uint8Array(await readFile(imagePath)), { maxGrowth: 64 * 1024 * KiB });
+    this.graph = new BlockGraph({ allowBackingFromImage: false });
+    const node = await this.graph.open({ driver: 'qcow2', 'node-name': 'fuzz-disk', discard: 'unmap', file: { driver: 'fuzz-memory', key: this.key } });
     this.server = new NbdServer({ handshakeTimeoutMs: 5000, maxInFlightBytes: 8 * 1024 * KiB });
     await this.server.listen({ type: 'unix', path: this.socketPath });
     this.server.addExport({ name: 'disk', node, writable: true });
