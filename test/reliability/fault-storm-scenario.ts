@@ -239,8 +239,7 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
       await storm;
       await Promise.all(writerTasks);
     }
-    const result = await job.done;
-    clearInterval(tracer);
+    const result = await job.done.finally(() => clearInterval(tracer));
     jobStatus = result.status;
     const errors = events.filter((e): e is Extract<JobEvent, { event: 'BLOCK_JOB_ERROR' }> => e.event === 'BLOCK_JOB_ERROR');
     const reported = errors.filter((e) => e.data.action === 'report');

@@ -9,7 +9,6 @@
  * still be served (read back what it wrote).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockGraph } from '../../../src/block/block-graph.js';
@@ -21,6 +20,7 @@ import { GuardedMemoryFiles } from './guarded-memory-file.js';
 import { ConversationBuilder } from './wire-builder.js';
 import type { FuzzSeed, FuzzTarget } from './fuzz-target.js';
 import { ProcessFaultWatch } from './process-fault-watch.js';
+import { exchange } from './socket-exchange.js';
 
 const KiB = 1024;
 const DISK = 1024 * KiB;
@@ -96,8 +96,8 @@ export class NbdFuzzTarget implements FuzzTarget {
   }
 
   async run(bytes: Uint8Array): Promise<string | undefined> {
-    const closed = await sendAndWaitForClose(this.socketPath, bytes, CLOSE_TIMEOUT_MS);
-    if (closed !== undefined) return closed;
+    const outcome = await exchange(this.socketPath, bytes, CLOSE_TIMEOUT_MS);
+    if (typeof outcome === 'string') return outcome;
     const fault = this.watch.take();
     if (fault !== undefined) return fault;
     const violations = GuardedMemoryFiles.violations(this.key);
@@ -130,22 +130,4 @@ export class NbdFuzzTarget implements FuzzTarget {
       return `health check: a well-behaved client failed: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
-}
-
-/** Connect, send `bytes`, half-close, drain replies; undefined once the server closes, else a hang text. */
-export function sendAndWaitForClose(path: string, bytes: Uint8Array, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = createConnection(path);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(`hang: the server did not close the connection within ${timeoutMs} ms of EOF`);
-    }, timeoutMs);
-    socket.on('error', () => undefined);
-    socket.on('data', () => undefined);
-    socket.on('connect', () => socket.end(bytes));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-  });
 }

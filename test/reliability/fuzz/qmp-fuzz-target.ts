@@ -10,13 +10,13 @@
  * every 250 cases).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QmpServer } from '../../../src/qmp/server.js';
 import { any, bool, enumType, int, int8, list, size, str, struct, uint16, uint64, union } from '../../../src/qmp/schema.js';
 import type { FuzzSeed, FuzzTarget } from './fuzz-target.js';
 import { ProcessFaultWatch } from './process-fault-watch.js';
+import { exchange } from './socket-exchange.js';
 
 const CLOSE_TIMEOUT_MS = 10_000;
 const HEALTH_EVERY = 250;
@@ -88,7 +88,7 @@ export class QmpFuzzTarget implements FuzzTarget {
   }
 
   async run(bytes: Uint8Array): Promise<string | undefined> {
-    const outcome = await exchange(this.socketPath, bytes, CLOSE_TIMEOUT_MS);
+    const outcome = await exchangeLines(this.socketPath, bytes, CLOSE_TIMEOUT_MS);
     if (typeof outcome === 'string') return outcome;
     const fault = this.watch.take();
     if (fault !== undefined) return fault;
@@ -105,7 +105,7 @@ export class QmpFuzzTarget implements FuzzTarget {
   }
 
   private async checkHealth(): Promise<string | undefined> {
-    const outcome = await exchange(this.socketPath, encoder.encode('{"execute":"qmp_capabilities"}\n{"execute":"query-version","id":"health"}\n'), CLOSE_TIMEOUT_MS);
+    const outcome = await exchangeLines(this.socketPath, encoder.encode('{"execute":"qmp_capabilities"}\n{"execute":"query-version","id":"health"}\n'), CLOSE_TIMEOUT_MS);
     if (typeof outcome === 'string') return `health check: ${outcome}`;
     if (!outcome.some((line) => line.includes('"id": "health"') || line.includes('"id":"health"'))) {
       return `health check: no reply to query-version: ${outcome.join(' | ').slice(0, 300)}`;
@@ -114,23 +114,11 @@ export class QmpFuzzTarget implements FuzzTarget {
   }
 }
 
-/** Send `bytes`, half-close, collect reply lines until the server closes; a text on hang. */
-export function exchange(path: string, bytes: Uint8Array, timeoutMs: number): Promise<string[] | string> {
-  return new Promise((resolve) => {
-    const socket = createConnection(path);
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(`hang: the server did not close the connection within ${timeoutMs} ms of EOF`);
-    }, timeoutMs);
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('connect', () => socket.end(bytes));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8').split('\n').filter((line) => line.trim() !== ''));
-    });
-  });
+/** Send `bytes`, half-close, and split what the server sent into lines; a text on hang. */
+async function exchangeLines(path: string, bytes: Uint8Array, timeoutMs: number): Promise<string[] | string> {
+  const outcome = await exchange(path, bytes, timeoutMs);
+  if (typeof outcome === 'string') return outcome;
+  return outcome.toString('utf8').split('\n').filter((line) => line.trim() !== '');
 }
 
 function isJsonObject(line: string): boolean {
