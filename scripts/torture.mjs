@@ -2,6 +2,7 @@
 // Long-running reliability runs over the compiled scenarios in dist/test/reliability/.
 //   npm run torture -- crash  [--runs N] [--seed S]   SIGKILL during backup + NBD writes
 //   npm run torture -- faults [--runs N] [--seed S] [--persistent-ignored-faults]
+//                             [--sync full|top|none] [--on-source-error P] [--on-target-error P]
 //                                                    blkdebug fault storms during backups
 // Seeds run from S (default: from the clock) upwards; each failure prints its seed and
 // what went wrong; the exit code is 1 when any run failed.
@@ -11,9 +12,16 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [mode, ...rest] = process.argv.slice(2);
-const option = (name, fallback) => {
+const text = (name) => {
   const index = rest.indexOf(`--${name}`);
-  return index >= 0 ? Number(rest[index + 1]) : fallback;
+  return index >= 0 ? rest[index + 1] : undefined;
+};
+const option = (name, fallback) => (text(name) === undefined ? fallback : Number(text(name)));
+const choice = {
+  persistentIgnoredFaults: rest.includes('--persistent-ignored-faults'),
+  sync: text('sync'),
+  onSourceError: text('on-source-error'),
+  onTargetError: text('on-target-error'),
 };
 const modes = {
   crash: { module: 'crash-scenario.js', run: 'runCrash', runs: 100 },
@@ -33,11 +41,15 @@ let failed = 0;
 for (let run = 0; run < runs; run++) {
   const seed = firstSeed + run;
   const dir = await mkdtemp(join(tmpdir(), `livebackup-${mode}-`));
-  const result = await scenario[chosen.run](seed, dir, { persistentIgnoredFaults: rest.includes('--persistent-ignored-faults') });
+  const result = await scenario[chosen.run](seed, dir, choice);
   await rm(dir, { recursive: true, force: true });
   if (result.failures.length > 0) {
     failed++;
-    console.log(`FAIL ${result.description}\n  ${result.failures.join('\n  ')}\n  replay: npm run torture -- ${mode} --seed ${seed}`);
+    const forced = Object.entries({ sync: choice.sync, 'on-source-error': choice.onSourceError, 'on-target-error': choice.onTargetError })
+      .filter(([, value]) => value !== undefined)
+      .map(([name, value]) => ` --${name} ${value}`)
+      .join('');
+    console.log(`FAIL ${result.description}\n  ${result.failures.join('\n  ')}\n  replay: npm run torture -- ${mode} --seed ${seed}${forced}`);
   } else if (process.env.TORTURE_VERBOSE) {
     const extra = Object.entries(result).filter(([key, value]) => typeof value === 'number' && key !== 'seed');
     console.log(`ok   ${result.description} ${extra.map(([key, value]) => `${key}=${value}`).join(' ')}`);

@@ -2,7 +2,7 @@
  * Fault storms during backups (see fault-storm-scenario.ts): each error
  * policy with each sync mode, EIO and ENOSPC injected into source and
  * target while guests write. Seeds are fixed; a failure prints the seed,
- * replayable with `npm run torture -- faults --seed N`.
+ * replayable with the `npm run torture -- faults ...` line it prints.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +37,7 @@ test(`${RUNS} fault storms: errors follow the policy, no guest write is lost, im
     if (inexact.length > 0) inexactTargets.push(`${result.description}\n  ${inexact.join('\n  ')}`);
     if (other.length > 0) failed.push(`${result.description}\n  ${other.join('\n  ')}`);
   }
-  assert.deepEqual(failed, [], `replay with: npm run torture -- faults --seed N\n${failed.join('\n')}`);
+  assert.deepEqual(failed, [], `replay with: npm run torture -- faults --seed N --sync S --on-source-error P --on-target-error P (as printed)\n${failed.join('\n')}`);
 });
 
 test(
@@ -47,6 +47,6 @@ test(
     todo: 'a copy-before-write copy that fails after the background copy loop has ended leaves its cluster uncopied, yet the job completes',
   },
   () => {
-    assert.deepEqual(inexactTargets, [], `replay with: npm run torture -- faults --seed N\n${inexactTargets.join('\n')}`);
+    assert.deepEqual(inexactTargets, [], `replay with: npm run torture -- faults --seed N --sync S --on-source-error P --on-target-error P (as printed)\n${inexactTargets.join('\n')}`);
   },
 );
