@@ -1,7 +1,8 @@
 /**
  * One crash, replayable from its seed. A child process (crash-child.ts)
  * serves a qcow2 source over NBD and backs it up to a qcow2 target; an NBD
- * client writes with FLUSH and FUA meanwhile, and the child is killed with
+ * client writes with FLUSH and FUA meanwhile (one connection per writer; a
+ * FLUSH covers every connection, as multi-conn promises), and the child is killed with
  * SIGKILL at a random moment (writes, write-zeroes and trims). Then:
  *  - `qemu-img check` finds no corruption in source or target (leaks are
  *    allowed and counted);
@@ -75,7 +76,11 @@ export async function runCrash(seed: number, dir: string): Promise<CrashResult> 
     await waitForLine(child, 'ready', () => childErr);
 
     const killed = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
-    const client = await NbdClient.connect({ type: 'unix', path: socketPath }, { exportName: 'disk' });
+    // Each writer has its own connection: the export announces multi-conn, so a FLUSH on one
+    // connection must cover the writes acknowledged on all of them (the ledger assumes so).
+    const clients = await Promise.all(
+      Array.from({ length: writers }, () => NbdClient.connect({ type: 'unix', path: socketPath }, { exportName: 'disk' })),
+    );
     let alive = true;
     const killTimer = setTimeout(() => {
       alive = false;
@@ -83,7 +88,7 @@ export async function runCrash(seed: number, dir: string): Promise<CrashResult> 
     }, killAfterMs);
     const writerTasks = Array.from({ length: writers }, (_, index) => {
       const regionBytes = size / writers;
-      return nbdWriter(client, ledger, new SeededRandom(seed * 104729 + index), index * regionBytes, regionBytes, () => alive);
+      return nbdWriter(clients[index]!, ledger, new SeededRandom(seed * 104729 + index), index * regionBytes, regionBytes, () => alive);
     });
     await Promise.allSettled(writerTasks);
     clearTimeout(killTimer);
@@ -92,7 +97,7 @@ export async function runCrash(seed: number, dir: string): Promise<CrashResult> 
       child.kill('SIGKILL');
     }
     await killed;
-    client.close();
+    for (const client of clients) client.close();
     durableWrites = ledger.durableCount;
 
     for (const path of [sourcePath, targetPath]) {
