@@ -27,10 +27,7 @@ export async function probeFormat(filename: string): Promise<string> {
     const { bytesRead } = await handle.read(head, 0, 4, 0);
     return bytesRead === 4 && head.readUInt32BE(0) === QCOW2_MAGIC ? 'qcow2' : 'raw';
   } catch (error) {
-    if ((error as { code?: string }).code === 'EISDIR') {
-      throw new LivebackupError('INVALID_ARGUMENT', `'${filename}' is a directory, not an image file`, { cause: error });
-    }
-    throw ioError(`Could not read '${filename}'`, error);
+    throw ioError(`Could not open '${filename}'`, error);
   } finally {
     await handle.close();
   }
