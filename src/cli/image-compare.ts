@@ -99,7 +99,10 @@ async function firstMismatch(a: BlockNode, b: BlockNode, end: number): Promise<n
 async function loadChunk(a: BlockNode, b: BlockNode, range: ChunkRange, buffers: BufferPair): Promise<LoadedChunk> {
   const chunkA = buffers.a.subarray(0, range.bytes);
   const chunkB = buffers.b.subarray(0, range.bytes);
-  await Promise.all([a.read(range.offset, chunkA), b.read(range.offset, chunkB)]);
+  // Both reads must have ended before this settles, even when one fails: the buffers are reused.
+  const [readA, readB] = await Promise.allSettled([a.read(range.offset, chunkA), b.read(range.offset, chunkB)]);
+  if (readA.status === 'rejected') throw readA.reason;
+  if (readB.status === 'rejected') throw readB.reason;
   return { offset: range.offset, a: chunkA, b: chunkB, buffers };
 }
 
