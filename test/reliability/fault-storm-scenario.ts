@@ -9,7 +9,7 @@
  *    io-status failed or nospace until resume; a report ends the job failed
  *    with the errno's text;
  *  - a completed job's target equals the point in time (qemu-img compare);
- *    a sync=none target read live equals it too;
+ *    a sync=none target read live (during the storm and after) equals it too;
  *  - every resolved guest write reads back (GuestLedger);
  *  - every qcow2 image passes `qemu-img check` (leaks allowed);
  *  - no promise rejection goes unhandled.
@@ -228,12 +228,24 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
     });
 
     if (sync === 'none') {
+      // Read the fleecing target while the storm rages (a read may fail on an injected error)
+      // and once more after it: every read that succeeds must see the point in time.
+      const checkFleece = async (when: string) => {
+        const seen = new Uint8Array(size);
+        try {
+          await target.node.read(0, seen);
+        } catch (error) {
+          if (!(error instanceof LivebackupError)) throw error;
+          return;
+        }
+        const at = firstDifference(seen, pointInTime);
+        if (at >= 0) failures.push(`fleecing target read ${when} differs from the point in time at offset ${at}`);
+      };
+      await new Promise((resolve) => setTimeout(resolve, random.int(0, 20)));
+      await checkFleece('during the storm');
       await storm;
       await Promise.all(writerTasks);
-      const seen = new Uint8Array(size);
-      await target.node.read(0, seen);
-      const at = firstDifference(seen, pointInTime);
-      if (at >= 0) failures.push(`fleecing target differs from the point in time at offset ${at}`);
+      await checkFleece('after the storm');
       if (!jobEnded(job.status)) job.cancel();
     } else {
       await storm;
