@@ -258,7 +258,10 @@ export class Qcow2Driver implements BlockDriver {
 
   /**
    * The extents covering [offset, offset + bytes), merged where contiguous
-   * and alike. Stops after the L2 table during which `maxExtents` is reached.
+   * and alike. With a finite `maxExtents` it stops early: once more than
+   * `maxExtents` extents exist and the newest cannot continue a compressed
+   * run at the head (block status merges those), so the first `maxExtents`
+   * extents are complete and the rest of the list may be cut short.
    */
   private async mapRange(offset: number, bytes: number, maxExtents: number): Promise<Extent[]> {
     const extents: Extent[] = [];
@@ -268,15 +271,17 @@ export class Qcow2Driver implements BlockDriver {
       const chunkEnd = Math.min(end, (l1Index + 1) * this.bytesPerL2);
       const table = await this.lookupL2(l1Index);
       if (!table) pushExtent(extents, { offset: position, bytes: chunkEnd - position, kind: 'unallocated' });
-      else this.mapInTable(table, position, chunkEnd, extents);
+      else if (this.mapInTable(table, position, chunkEnd, extents, maxExtents)) break;
       position = chunkEnd;
     }
     return extents;
   }
 
-  private mapInTable(table: MetadataTable, from: number, to: number, extents: Extent[]): void {
+  /** Append the extents of [from, to) within one L2 table; true when it stopped early (see mapRange). */
+  private mapInTable(table: MetadataTable, from: number, to: number, extents: Extent[], maxExtents: number): boolean {
     const view = table.view;
     for (let position = from; position < to; ) {
+      if (extents.length > maxExtents && !continuesCompressedRun(extents)) return true;
       const cluster = Math.floor(position / this.clusterSize);
       const clusterStart = cluster * this.clusterSize;
       const clusterEnd = Math.min(to, clusterStart + this.clusterSize);
@@ -317,6 +322,7 @@ export class Qcow2Driver implements BlockDriver {
       }
       position = clusterEnd;
     }
+    return false;
   }
 
   /**
@@ -952,6 +958,11 @@ export class Qcow2Driver implements BlockDriver {
 }
 
 /** Append an extent, merging it into the previous one when contiguous and alike. */
+/** True when the list is a compressed head followed only by compressed extents: one block status run. */
+function continuesCompressedRun(extents: readonly Extent[]): boolean {
+  return extents[0]!.kind === 'compressed' && extents[extents.length - 1]!.kind === 'compressed';
+}
+
 function pushExtent(extents: Extent[], extent: Extent): void {
   const last = extents[extents.length - 1];
   if (last && last.kind === extent.kind && last.offset + last.bytes === extent.offset && extent.kind !== 'compressed') {
