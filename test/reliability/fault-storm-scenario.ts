@@ -80,10 +80,11 @@ export async function runFaultStorm(seed: number, dir: string, choice: FaultStor
   const sourceFormat = sync === 'top' ? 'qcow2' : random.pick<'qcow2' | 'raw'>(['qcow2', 'qcow2', 'raw']);
   // sync=top needs the source's backing link visible, so its blkdebug goes under the format node;
   // a fleecing target (sync=none) must keep the source in its chain, so its blkdebug goes under too.
-  // blkdebug has no truncate, so a qcow2 file under it cannot grow: under-format placement needs a
-  // qcow2 created with preallocation=metadata, which an image with a backing file cannot use (its
-  // preallocated clusters would hide the backing). So sync=top and a
-  // fleecing target (sync=none, backing = source) keep blkdebug over their format nodes.
+  // A qcow2 under blkdebug is created with preallocation=metadata, so its file never grows: when an
+  // injected error fails a growing write, the blkdebug node keeps the grown length but its file does
+  // not, and later writes there are refused (a known defect). An image with a backing file cannot be
+  // preallocated (its clusters would hide the backing), so sync=top and a fleecing target (sync=none)
+  // keep blkdebug over their format nodes.
   const sourcePlacement: DebugPlacement = sourceFormat === 'raw' ? 'under-format' : sync === 'top' ? 'over-format' : random.pick<DebugPlacement>(['over-format', 'under-format']);
   const targetPlacement: DebugPlacement = sync !== 'full' ? 'over-format' : random.pick<DebugPlacement>(['over-format', 'under-format']);
   const sourceErrno = random.pick<'EIO' | 'ENOSPC'>(['EIO', 'ENOSPC']);
