@@ -463,7 +463,8 @@ export abstract class Job {
    * Apply an error policy to an I/O error, as QEMU's block_job_error_action
    * does: emit BLOCK_JOB_ERROR with the chosen action, then
    *  - report: return 'fail' (the caller throws, failing the job);
-   *  - ignore: return 'retry';
+   *  - ignore: yield to the event loop (so a fault that never clears cannot
+   *    starve timers, sockets and cancel), honour pause/cancel, return 'retry';
    *  - stop: io-status 'failed' ('nospace' for ENOSPC), user-pause the job
    *    (status paused) until resume(), then return 'retry'; throws CANCELLED
    *    if the job is cancelled while stopped.
@@ -482,7 +483,10 @@ export abstract class Job {
       await this.pausePoint();
       return 'retry';
     }
-    return action === 'ignore' ? 'retry' : 'fail';
+    if (action !== 'ignore') return 'fail';
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.pausePoint();
+    return 'retry';
   }
 
   // ---- internals ----

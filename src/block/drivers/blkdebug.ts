@@ -85,12 +85,17 @@ export class BlkdebugDriver implements BlockDriver {
 
   async write(offset: number, buf: Uint8Array, flags: WriteFlags): Promise<void> {
     this.check('write', offset, buf.length);
-    await this.image.write(offset, buf, { fua: flags.fua, mayGrow: flags.mayGrow });
+    await this.image.write(offset, buf, { fua: flags.fua, mayGrow: this.growing(flags, offset + buf.length) });
   }
 
   async writeZeroes(offset: number, bytes: number, flags: WriteZeroesFlags): Promise<void> {
     this.check('write-zeroes', offset, bytes);
-    await this.image.writeZeroes(offset, bytes, { fua: flags.fua, mayUnmap: flags.mayUnmap, noFallback: flags.noFallback, mayGrow: flags.mayGrow });
+    await this.image.writeZeroes(offset, bytes, {
+      fua: flags.fua,
+      mayUnmap: flags.mayUnmap,
+      noFallback: flags.noFallback,
+      mayGrow: this.growing(flags, offset + bytes),
+    });
   }
 
   async discard(offset: number, bytes: number): Promise<void> {
@@ -128,6 +133,15 @@ export class BlkdebugDriver implements BlockDriver {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * Whether a write ending at `end` must grow the image. Our own length may
+   * already cover it (an earlier growing write that failed here left it
+   * grown), so compare with the image's.
+   */
+  private growing(flags: WriteFlags, end: number): boolean {
+    return flags.mayGrow === true || end > this.image.length;
+  }
 
   /** Apply state rules and throw the first matching injected error. */
   private check(kind: BlkdebugIoType, offset: number, bytes: number): void {
