@@ -52,7 +52,8 @@ export class BlockExportTable {
 
   /**
    * Start the NBD server on `address` (QEMU's nbd-server-start). Refused
-   * with "NBD server already running"; IO_ERROR when the address is taken.
+   * with "NBD server already running"; IO_ERROR when the address is taken;
+   * INVALID_STATE when stopServer()/close() came before it was listening.
    */
   async startServer(address: NbdListenAddress, options: NbdServerStartOptions = {}): Promise<NbdBoundAddress> {
     if (this.server) throw new LivebackupError('INVALID_STATE', 'NBD server already running');
@@ -62,7 +63,8 @@ export class BlockExportTable {
     try {
       return await server.listen(address);
     } catch (error) {
-      this.server = undefined;
+      // A stop (shutdown) during the start may already have dropped this server, or another start replaced it.
+      if (this.server === server) this.server = undefined;
       await server.close();
       throw error;
     }

@@ -75,7 +75,8 @@ export class NbdServer {
    * Start listening. Resolves with the bound address once the listener is
    * ready. A unix socket file left behind by a dead server (nobody accepts
    * on it) is replaced, as QEMU does; a live one is refused with IO_ERROR
-   * (errno EADDRINUSE), like a TCP address in use.
+   * (errno EADDRINUSE), like a TCP address in use. INVALID_STATE when the
+   * server is closed, also by a close() that comes while binding.
    */
   async listen(address: NbdListenAddress): Promise<NbdBoundAddress> {
     if (this.closed) throw new LivebackupError('INVALID_STATE', 'NBD server is closed');
@@ -89,6 +90,11 @@ export class NbdServer {
       await bind(listener, address).catch((retryError: unknown) => {
         throw listenError(address, retryError);
       });
+    }
+    if (this.closed) {
+      // close() ran while this listener was binding: it must not outlive the server.
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      throw new LivebackupError('INVALID_STATE', 'NBD server is closed');
     }
     listener.on('error', () => undefined);
     this.listeners.push(listener);
