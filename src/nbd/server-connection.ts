@@ -42,6 +42,7 @@ import { planRead, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
 import { negotiateServerSide, type ExportLookup, type HandshakePolicy, type NegotiatedSession } from './server-handshake.js';
 import { endAndClose, waitForDrain } from './socket-output.js';
+import { ReplyBatcher } from './reply-batcher.js';
 import { SocketReader } from './socket-reader.js';
 import { disconnectChannel, requestChannel, type DisconnectTrace, type RequestTrace } from './trace.js';
 
@@ -68,6 +69,7 @@ export class NbdServerConnection {
   readonly id: number;
   private readonly socket: Socket;
   private readonly reader: SocketReader;
+  private readonly replies: ReplyBatcher;
   private readonly host: ConnectionHost;
   private session: NegotiatedSession | undefined;
   private inFlightRequests = 0;
@@ -83,6 +85,7 @@ export class NbdServerConnection {
     this.socket = socket;
     this.host = host;
     this.reader = new SocketReader(socket);
+    this.replies = new ReplyBatcher(socket);
     socket.setNoDelay?.(true);
     // Errors surface through the reader; keep 'error' from becoming an uncaught exception.
     socket.on('error', () => undefined);
@@ -121,6 +124,7 @@ export class NbdServerConnection {
     } catch (error) {
       reason = this.closing ? 'closed by server' : messageOf(error);
     } finally {
+      this.replies.flush();
       if (graceful && !this.closing) await endAndClose(this.socket);
       else this.socket.destroy();
       await this.waitIdle();
@@ -276,21 +280,9 @@ export class NbdServerConnection {
     this.write([session.structuredReplies ? encodeErrorChunk(request.cookie, value, message) : encodeSimpleReply(request.cookie, value)], flushed);
   }
 
-  /**
-   * Write one reply as a single corked batch (one writev). `flushed` runs
-   * once the socket has taken the bytes, or at once when it is gone.
-   */
+  /** Queue one reply; replies finished in the same event-loop turn leave in one writev. */
   private write(buffers: readonly Uint8Array[], flushed?: () => void): void {
-    if (this.socket.destroyed || !this.socket.writable) {
-      flushed?.();
-      return;
-    }
-    this.socket.cork();
-    buffers.forEach((buffer, i) => {
-      if (i === buffers.length - 1 && flushed) this.socket.write(buffer, () => flushed());
-      else this.socket.write(buffer);
-    });
-    this.socket.uncork();
+    this.replies.send(buffers, flushed);
   }
 
   private release(cost: number): void {
