@@ -3,6 +3,13 @@
  * command line, build a StorageDaemon and apply the options in order,
  * write the pid file, detach when asked, and shut down cleanly on
  * SIGTERM/SIGINT/SIGHUP or `quit`. Resolves to the exit code.
+ *
+ * As with qemu-storage-daemon, whose monitors are served only once every
+ * option has been processed, a QMP client never sees a half-started
+ * daemon: the monitors start listening after the nodes, the NBD server and
+ * the exports are in place, so a QMP greeting means the exports are ready.
+ * A signal during startup stops it after the option in progress and shuts
+ * the daemon down (exit status 0).
  */
 import pino from 'pino';
 import { LivebackupError, messageOf } from '../errors.js';
@@ -34,29 +41,39 @@ async function applyStep(daemon: StorageDaemon, step: StartupStep): Promise<void
       await daemon.startNbdServer(step.options);
       return;
     case 'export':
-      daemon.addExport(step.options);
+      await daemon.addExport(step.options);
   }
 }
 
-/** Build the daemon and apply every option; on failure the daemon is shut down and the error names the option. */
-async function startDaemon(args: DaemonArguments): Promise<StorageDaemon> {
-  const logger = pino({ name: 'livebackup-daemon', level: process.env.LIVEBACKUP_LOG_LEVEL ?? 'warn' }, pino.destination({ dest: 2, sync: true }));
-  const daemon = new StorageDaemon({ logger });
+/** The steps in the order they are applied: command-line order, except that monitors come last. */
+function startupOrder(steps: readonly StartupStep[]): StartupStep[] {
+  return [...steps.filter((step) => step.kind !== 'monitor'), ...steps.filter((step) => step.kind === 'monitor')];
+}
+
+/**
+ * Apply every option to `daemon` and write the pid file; resolves to true
+ * when all of that was done. On failure the daemon is shut down and the
+ * error names the option. Stops early, resolving to false, when the daemon
+ * starts shutting down meanwhile (a signal).
+ */
+async function startDaemon(daemon: StorageDaemon, args: DaemonArguments): Promise<boolean> {
   try {
-    for (const step of args.steps) {
+    for (const step of startupOrder(args.steps)) {
+      if (daemon.shuttingDown) return false;
       try {
         await applyStep(daemon, step);
       } catch (error) {
+        if (daemon.shuttingDown) return false;
         const code = error instanceof LivebackupError ? error.code : 'IO_ERROR';
         throw new LivebackupError(code, `${step.option} ${step.text}: ${messageOf(error)}`, { cause: error });
       }
     }
     if (args.pidfile !== undefined) await writePidFile(args.pidfile);
+    return true;
   } catch (error) {
     await daemon.shutdown();
     throw error;
   }
-  return daemon;
 }
 
 /** Run `livebackup daemon ARGS...` in this process; resolves to the exit code. */
@@ -86,22 +103,27 @@ export async function runDaemon(argv: readonly string[], output: DaemonOutput): 
       return 1;
     }
   }
-  let daemon: StorageDaemon;
-  try {
-    daemon = await startDaemon(args);
-  } catch (error) {
-    if (detachedChild) reportFailure(messageOf(error));
-    output.err(`livebackup daemon: ${messageOf(error)}\n`);
-    return 1;
-  }
+  const logger = pino({ name: 'livebackup-daemon', level: process.env.LIVEBACKUP_LOG_LEVEL ?? 'warn' }, pino.destination({ dest: 2, sync: true }));
+  const daemon = new StorageDaemon({ logger });
   const onSignal = () => void daemon.shutdown();
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
-  if (detachedChild) reportReady();
   try {
+    let started: boolean;
+    try {
+      started = await startDaemon(daemon, args);
+    } catch (error) {
+      if (detachedChild) reportFailure(messageOf(error));
+      output.err(`livebackup daemon: ${messageOf(error)}\n`);
+      return 1;
+    }
+    if (detachedChild) {
+      if (started) reportReady();
+      else reportFailure('stopped by a signal during startup');
+    }
     await daemon.closed;
+    if (started && args.pidfile !== undefined) await removePidFile(args.pidfile);
   } finally {
     for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal);
-    if (args.pidfile !== undefined) await removePidFile(args.pidfile);
   }
   return 0;
 }

@@ -12,8 +12,11 @@
  * Shutdown (quit, SIGTERM) follows qemu-storage-daemon 7.2: exports are
  * deleted (BLOCK_EXPORT_DELETED), running jobs are cancelled and their
  * events sent, then every image is flushed and closed (qcow2 marks itself
- * clean), and the QMP clients are disconnected. Like qsd, no SHUTDOWN
- * event is sent.
+ * clean), the NBD and QMP listeners are closed (their unix socket files
+ * removed) and the QMP clients are disconnected. Like qsd, no SHUTDOWN
+ * event is sent. Startup options and QMP commands pass a ShutdownGate:
+ * shutdown first waits for those already running (so a listener or node
+ * they are creating is closed too) and refuses new ones.
  */
 import { BlockGraph } from '../block/block-graph.js';
 import type { BlockNode } from '../block/block-node.js';
@@ -25,6 +28,9 @@ import { BlockExportTable } from '../commands/block-export-table.js';
 import type { CommandServices } from '../commands/command-services.js';
 import { addBlockExport, startNbdServer, type BlockExportArgs, type NbdServerArgs } from '../commands/export-commands.js';
 import { registerDaemonCommands } from '../commands/register-commands.js';
+import type { QmpCommand } from '../qmp/command-table.js';
+import type { ObjectType } from '../qmp/schema.js';
+import { ShutdownGate } from './shutdown-gate.js';
 
 export interface StorageDaemonOptions {
   /** Where QMP connection changes and unexpected failures go (a pino logger fits). */
@@ -38,7 +44,7 @@ export class StorageDaemon implements CommandServices {
   readonly qmp: QmpServer;
   /** Resolves once shutdown() has finished. */
   readonly closed: Promise<void>;
-  private shutdownStarted = false;
+  private readonly gate = new ShutdownGate();
   private resolveClosed!: () => void;
   private readonly unsubscribeJobs: () => void;
 
@@ -49,7 +55,14 @@ export class StorageDaemon implements CommandServices {
     this.qmp = new QmpServer({ onQuit: () => void this.shutdown(), logger: options.logger });
     this.exports = new BlockExportTable((id) => this.emitEvent('BLOCK_EXPORT_DELETED', { id }));
     this.unsubscribeJobs = this.jobs.onEvent((event) => this.emitEvent(event.event, event.data));
-    registerDaemonCommands(this.qmp, this);
+    // Every daemon command runs through the gate; the built-ins (quit among them) do not.
+    registerDaemonCommands(
+      {
+        registerCommand: <S extends ObjectType>(command: QmpCommand<S>) =>
+          this.qmp.registerCommand<S>({ ...command, handler: (args, context) => this.gate.run(() => command.handler(args, context)) }),
+      },
+      this,
+    );
   }
 
   /** Broadcast a QMP event to every negotiated client. */
@@ -57,35 +70,36 @@ export class StorageDaemon implements CommandServices {
     this.qmp.emitEvent(event, data);
   }
 
-  /** Open a node from schema-checked BlockdevOptions (--blockdev, blockdev-add). */
+  /** Open a node from schema-checked BlockdevOptions (--blockdev). INVALID_STATE once shutting down. */
   addBlockdev(options: Record<string, unknown>): Promise<BlockNode> {
-    return addBlockdev(this.graph, options);
+    return this.gate.run(() => addBlockdev(this.graph, options));
   }
 
-  /** Start the NBD server from NbdServerOptions (--nbd-server). */
+  /** Start the NBD server from NbdServerOptions (--nbd-server). INVALID_STATE once shutting down. */
   startNbdServer(options: NbdServerArgs): Promise<void> {
-    return startNbdServer(this, options);
+    return this.gate.run(() => startNbdServer(this, options));
   }
 
-  /** Add an export from BlockExportOptions (--export). */
-  addExport(options: BlockExportArgs): void {
-    addBlockExport(this, options);
+  /** Add an export from BlockExportOptions (--export). INVALID_STATE once shutting down. */
+  addExport(options: BlockExportArgs): Promise<void> {
+    return this.gate.run(() => addBlockExport(this, options));
   }
 
   /** True once shutdown() was called. */
   get shuttingDown(): boolean {
-    return this.shutdownStarted;
+    return this.gate.isClosing;
   }
 
   /**
    * Stop everything, in qemu-storage-daemon's order: exports (with
-   * BLOCK_EXPORT_DELETED), jobs (cancelled, their events sent), images
-   * (flushed and closed), QMP. Idempotent; resolves when done.
+   * BLOCK_EXPORT_DELETED) and the NBD server, jobs (cancelled, their
+   * events sent), images (flushed and closed), QMP. Startup options and
+   * commands still running finish first. Idempotent; resolves when done.
    */
   async shutdown(): Promise<void> {
-    if (this.shutdownStarted) return this.closed;
-    this.shutdownStarted = true;
+    if (this.gate.isClosing) return this.closed;
     try {
+      await this.gate.close();
       await this.exports.close().catch((error) => this.qmp.logger?.warn({ err: error }, 'closing exports failed'));
       const jobs = this.jobs.list();
       for (const job of jobs) {
