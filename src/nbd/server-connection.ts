@@ -38,7 +38,7 @@ import {
   nbdErrnoValue,
   type NbdRequest,
 } from './protocol.js';
-import { planRead, type ReadSegment } from './read-plan.js';
+import { ReadPlanner, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
 import { negotiateServerSide, type ExportLookup, type HandshakePolicy, type NegotiatedSession } from './server-handshake.js';
 import { endAndClose, waitForDrain } from './socket-output.js';
@@ -72,6 +72,7 @@ export class NbdServerConnection {
   private readonly replies: ReplyBatcher;
   private readonly host: ConnectionHost;
   private session: NegotiatedSession | undefined;
+  private planner: ReadPlanner | undefined;
   private inFlightRequests = 0;
   private inFlightBytes = 0;
   private capacityWaiter: (() => void) | undefined;
@@ -249,8 +250,15 @@ export class NbdServerConnection {
       return [encodeSimpleReply(cookie, 0), data];
     }
     if (length === 0) return [encodeNoneChunk(cookie)];
-    const segments: ReadSegment[] =
-      request.flags & NBD_CMD_FLAG_DF ? [{ offset, length, hole: false }] : await planRead(entry.node, offset, length);
+    let segments: ReadSegment[] | undefined;
+    if (!(request.flags & NBD_CMD_FLAG_DF)) {
+      const planned = this.readPlanner(entry).plan(offset, length);
+      segments = Array.isArray(planned) ? planned : await planned;
+    }
+    if (!segments || (segments.length === 1 && !segments[0]!.hole)) {
+      await entry.node.read(offset, data);
+      return [encodeOffsetDataHeader(cookie, NBD_REPLY_FLAG_DONE, offset, length), data];
+    }
     await Promise.all(
       segments.filter((segment) => !segment.hole).map((segment) => entry.node.read(segment.offset, data.subarray(segment.offset - offset, segment.offset - offset + segment.length))),
     );
@@ -264,6 +272,11 @@ export class NbdServerConnection {
       }
     });
     return buffers;
+  }
+
+  /** The READ planner of this connection's export (made on first use). */
+  private readPlanner(entry: NbdExport): ReadPlanner {
+    return (this.planner ??= new ReadPlanner(entry.node));
   }
 
   /** One BLOCK_STATUS chunk per selected context, the last one flagged DONE. */
