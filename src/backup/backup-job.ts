@@ -43,6 +43,12 @@ export class BackupJob extends Job {
   private readonly onTargetError: BlockdevOnError;
   private readonly maxWorkers: number;
   private readonly releases: Array<() => void> = [];
+  /**
+   * The last data run block status reported, [start, end): claims inside it
+   * skip the block status call (treating bytes as data is always correct: they
+   * are read and zero-detected). Only the background loop touches it.
+   */
+  private knownData = { start: 0, end: 0 };
 
   /**
    * Create the job and attach copy-before-write at once: the point in time
@@ -175,13 +181,7 @@ export class BackupJob extends Job {
    */
   private async sizeClaim(start: number, end: number): Promise<{ offset: number; bytes: number; knownZero: boolean } | undefined> {
     const { bitmap, maxChunk, clusterSize } = this.blockCopy;
-    let status;
-    try {
-      status = await this.source.blockStatus(start, end - start);
-    } catch {
-      // Block status is only an optimisation: copy the data and let the read report errors.
-      status = { zero: false, bytes: end - start };
-    }
+    const status = await this.statusForClaim(start, end);
     let runEnd = start + status.bytes;
     if (runEnd < this.source.length) runEnd -= runEnd % clusterSize;
     const knownZero = status.zero && runEnd > start;
@@ -190,6 +190,20 @@ export class BackupJob extends Job {
     const area = bitmap.nextDirtyArea(start, Math.min(end, start + limit), limit);
     if (!area || area.offset !== start) return undefined;
     return { offset: area.offset, bytes: area.bytes, knownZero };
+  }
+
+  /** Whether [start, end) begins with a zero run, and how long the run is; remembers data runs (see knownData). */
+  private async statusForClaim(start: number, end: number): Promise<{ zero: boolean; bytes: number }> {
+    const known = this.knownData;
+    if (start >= known.start && start < known.end) return { zero: false, bytes: Math.min(end, known.end) - start };
+    try {
+      const status = await this.source.blockStatus(start, end - start);
+      if (!status.zero) this.knownData = { start, end: start + status.bytes };
+      return status;
+    } catch {
+      // Block status is only an optimisation: copy the data and let the read report errors.
+      return { zero: false, bytes: end - start };
+    }
   }
 
   private async flushTarget(): Promise<void> {
