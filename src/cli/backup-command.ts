@@ -6,7 +6,7 @@ import { access, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { BlockGraph, realPathOrSelf } from '../block/block-graph.js';
 import type { BlockNode } from '../block/block-node.js';
 import { createImage, openImage, probeFormat } from '../block/image-file.js';
@@ -162,7 +162,7 @@ async function sourceBacking(source: BlockNode, sourcePath: string): Promise<{ f
 /** Follow the job to its end, showing progress; Ctrl-C cancels. Returns the exit code. */
 async function watchJob(context: CommandContext, job: BackupJob, earlyEvents: JobEvent[], targetPath: string, flags: BackupFlags): Promise<number> {
   const started = Date.now();
-  const bar = !flags.json && flags.progress !== false && process.stderr.isTTY ? newProgressBar() : undefined;
+  const bar = !flags.json && flags.progress !== false && process.stderr.isTTY ? await newProgressBar() : undefined;
   const emit = (object: unknown) => context.out(`${JSON.stringify(object)}\n`);
   if (flags.json) for (const event of earlyEvents.splice(0)) emit({ ...event, timestamp: timestamp() });
   const unsubscribe = job.onEvent((event: JobEvent) => {
@@ -221,7 +221,9 @@ async function watchJob(context: CommandContext, job: BackupJob, earlyEvents: Jo
   }
 }
 
-function newProgressBar(): cliProgress.SingleBar {
+/** A progress bar on stderr; the bar library is loaded only when a bar is shown (it costs startup time). */
+async function newProgressBar(): Promise<SingleBar> {
+  const { default: cliProgress } = await import('cli-progress');
   return new cliProgress.SingleBar(
     {
       format: 'backup [{bar}] {percentage}% | {copied} | {rate} | ETA {eta_formatted}',
