@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { LIVEBACKUP_CLI } from './backup-contenders.js';
 import type { BenchImage } from './bench-images.js';
 import type { Measurement } from './pairs.js';
 import { runTool, spawnMeasured, waitForSocket } from './processes.js';
@@ -145,11 +146,8 @@ export const launchBenchDaemon: DaemonLauncher = async ({ image, writable, scrat
 };
 
 /**
- * The program that plays livebackup's part: the library stand-in
- * (bench-daemon.js). `livebackup daemon` takes qsd's options and speaks
- * QMP, so switching to it is this one line:
- *   = qmpDaemonLauncher([process.execPath, LIVEBACKUP_CLI, 'daemon']);
- * It is not switched yet because the daemon sometimes stays alive after
- * `quit` (its NBD listener is left open), which would hang the bench.
+ * The program that plays livebackup's part: `livebackup daemon`, which
+ * takes qemu-storage-daemon's options and speaks QMP. launchBenchDaemon
+ * (the library stand-in) fits here too.
  */
-export const launchLivebackupDaemon: DaemonLauncher = launchBenchDaemon;
+export const launchLivebackupDaemon: DaemonLauncher = qmpDaemonLauncher([process.execPath, LIVEBACKUP_CLI, 'daemon']);
