@@ -41,7 +41,7 @@ import {
 import { ReadPlanner, type ReadSegment } from './read-plan.js';
 import { commandName, validateRequest, type RequestContext } from './request-validation.js';
 import { negotiateServerSide, type ExportLookup, type HandshakePolicy, type NegotiatedSession } from './server-handshake.js';
-import { endAndClose, waitForDrain } from './socket-output.js';
+import { SEND_BUFFER_LIMIT, endAndClose, waitForDrain } from './socket-output.js';
 import { ReplyBatcher } from './reply-batcher.js';
 import { SocketReader } from './socket-reader.js';
 import { disconnectChannel, requestChannel, type DisconnectTrace, type RequestTrace } from './trace.js';
@@ -137,10 +137,11 @@ export class NbdServerConnection {
   private async transmit(session: NegotiatedSession): Promise<string> {
     const entry = session.export;
     for (;;) {
-      await this.waitForCapacity(0);
-      await waitForDrain(this.socket);
+      // Fast path: no await (and so no promise) while capacity, send buffer and queued bytes allow.
+      if (!this.hasCapacity(0)) await this.waitForCapacity(0);
+      if (this.socket.writableLength > SEND_BUFFER_LIMIT) await waitForDrain(this.socket);
       if (this.reader.isAtEnd) return 'client disconnected';
-      const request = decodeRequest(await this.reader.read(REQUEST_LENGTH));
+      const request = decodeRequest(this.reader.tryRead(REQUEST_LENGTH) ?? (await this.reader.read(REQUEST_LENGTH)));
       if (requestChannel.hasSubscribers) {
         requestChannel.publish({ export: entry.name, type: commandName(request.type), offset: request.offset, length: request.length } satisfies RequestTrace);
       }
@@ -160,11 +161,11 @@ export class NbdServerConnection {
         continue;
       }
       const cost = request.type === NBD_CMD_WRITE || request.type === NBD_CMD_READ ? request.length : 0;
-      await this.waitForCapacity(cost);
+      if (!this.hasCapacity(cost)) await this.waitForCapacity(cost);
       let payload: Buffer | undefined;
       if (hasPayload) {
         payload = Buffer.allocUnsafe(request.length);
-        await this.reader.readInto(payload);
+        if (!this.reader.tryReadInto(payload)) await this.reader.readInto(payload);
       }
       this.inFlightRequests++;
       this.inFlightBytes += cost;
@@ -311,13 +312,15 @@ export class NbdServerConnection {
     }
   }
 
-  /** Wait until one more request costing `cost` bytes fits the limits (one request always fits). */
-  private async waitForCapacity(cost: number): Promise<void> {
+  /** True when one more request costing `cost` bytes fits the limits (one request always fits). */
+  private hasCapacity(cost: number): boolean {
     const limits = this.host.limits;
-    while (
-      this.inFlightRequests > 0 &&
-      (this.inFlightRequests >= limits.maxInFlightRequests || this.inFlightBytes + cost > limits.maxInFlightBytes)
-    ) {
+    return this.inFlightRequests === 0 || (this.inFlightRequests < limits.maxInFlightRequests && this.inFlightBytes + cost <= limits.maxInFlightBytes);
+  }
+
+  /** Wait until one more request costing `cost` bytes fits the limits. */
+  private async waitForCapacity(cost: number): Promise<void> {
+    while (!this.hasCapacity(cost)) {
       await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
     }
   }

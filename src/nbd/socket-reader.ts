@@ -52,6 +52,30 @@ export class SocketReader {
     return new Promise((resolve, reject) => this.start({ kind: 'exact', bytes, resolve, reject }));
   }
 
+  /**
+   * Synchronous fast path of `read`: exactly `bytes` bytes when they are
+   * already queued and no read is outstanding, else undefined (nothing
+   * consumed).
+   */
+  tryRead(bytes: number): Buffer | undefined {
+    if (this.pending || this.buffered < bytes) return undefined;
+    const out = this.take(bytes);
+    this.flowControl();
+    return out;
+  }
+
+  /**
+   * Synchronous fast path of `readInto`: fills `dest` and returns true when
+   * enough bytes are queued and no read is outstanding, else returns false
+   * (nothing consumed).
+   */
+  tryReadInto(dest: Uint8Array): boolean {
+    if (this.pending || this.buffered < dest.length) return false;
+    this.copyOut(dest);
+    this.flowControl();
+    return true;
+  }
+
   /** Fill all of `dest` with the next bytes, consuming them as they arrive. */
   readInto(dest: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => this.start({ kind: 'into', dest, filled: 0, resolve, reject }));
