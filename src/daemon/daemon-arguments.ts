@@ -9,9 +9,10 @@
  *   --export [type=]nbd,id=ID,node-name=N[,name=E][,writable=on]
  *   --pidfile PATH   --daemonize   -h/--help   -V/--version
  *
- * Options are kept in command-line order (qsd processes them in order) and
- * each argument is checked against its QAPI type here, so a typo is
- * reported before anything is opened. `--opt=value` works as `--opt value`.
+ * Options are kept in command-line order (qsd processes them in order;
+ * run-daemon.ts starts the monitors last) and each argument is checked
+ * against its QAPI type here, so a typo is reported before anything is
+ * opened. `--opt=value` works as `--opt value`.
  */
 import { LivebackupError } from '../errors.js';
 import { parseOptionArgument } from '../qmp/command-line-option.js';

@@ -1,26 +1,40 @@
 /**
  * `livebackup daemon` exporting a writable qcow2, launched and stopped over
- * and over: `quit` as soon as the QMP socket answers (racing the rest of
- * the startup), `quit` after a qemu-io client wrote through the export,
- * and SIGTERM after such a client. Every time the process must exit with
- * status 0, leave no socket file behind, and leave the image clean.
+ * and over: `quit` as soon as the QMP socket answers (the export already
+ * listens then, as with qemu-storage-daemon), `quit` after a qemu-io
+ * client wrote through the export, SIGTERM after such a client, and `quit`
+ * while a client is still connected (the daemon drops it). Every time the
+ * process must exit with status 0, leave no socket file behind, and leave
+ * the image clean.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { qemuImgCheck, runOk, skipUnlessTools } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { startDaemon, waitForSocket, type DaemonProcess } from './daemon-process.js';
+import { startDaemon, type DaemonProcess } from './daemon-process.js';
 
 const skip = skipUnlessTools('qemu-img', 'qemu-io');
 const LAUNCHES = 12;
 /** Far beyond any normal exit: only a daemon that never exits reaches it. */
 const HANG_LIMIT_MS = 30_000;
 
-type StopWay = 'quit at once' | 'quit after a client' | 'SIGTERM after a client';
-const STOP_WAYS: readonly StopWay[] = ['quit at once', 'quit after a client', 'SIGTERM after a client'];
+type StopWay = 'quit at once' | 'quit after a client' | 'SIGTERM after a client' | 'quit with a client connected';
+const STOP_WAYS: readonly StopWay[] = ['quit at once', 'quit after a client', 'SIGTERM after a client', 'quit with a client connected'];
+/** Writes through the export happen in these ways. */
+const WRITES: ReadonlySet<StopWay> = new Set(['quit after a client', 'SIGTERM after a client']);
+
+/** Connect to a unix socket and wait for the first bytes the server sends (the NBD greeting). */
+async function connectedClient(path: string): Promise<Socket> {
+  const socket = connect(path);
+  await once(socket, 'readable');
+  socket.resume(); // keep reading, so the server's close is seen
+  return socket;
+}
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
@@ -54,11 +68,16 @@ test('launch and stop a writable qcow2 export many times: the daemon always exit
       '--export', 'type=nbd,id=export0,node-name=disk,writable=on',
     ], [qmpSocket]);
     const what = `launch ${launch} (${way})`;
+    assert.equal(await exists(nbdSocket), true, `${what}: the export listens once the QMP socket does`);
     if (way === 'quit at once') {
       const qmp = await daemon.connect(qmpSocket);
       await qmp.command('quit');
+    } else if (way === 'quit with a client connected') {
+      const client = await connectedClient(nbdSocket);
+      const dropped = once(client, 'close');
+      await (await daemon.connect(qmpSocket)).command('quit');
+      await dropped;
     } else {
-      await waitForSocket(nbdSocket, () => undefined);
       const pattern = launch % 256;
       await runOk('qemu-io', ['-f', 'raw', '-c', `write -P ${pattern} ${launch * 65536} 64k`, `nbd+unix:///disk?socket=${nbdSocket}`]);
       if (way === 'quit after a client') await (await daemon.connect(qmpSocket)).command('quit');
@@ -74,7 +93,7 @@ test('launch and stop a writable qcow2 export many times: the daemon always exit
   }
   // Everything written through the exports is in the image.
   for (let launch = 0; launch < LAUNCHES; launch++) {
-    if (STOP_WAYS[launch % STOP_WAYS.length] === 'quit at once') continue;
+    if (!WRITES.has(STOP_WAYS[launch % STOP_WAYS.length]!)) continue;
     await runOk('qemu-io', ['-f', 'qcow2', '-c', `read -P ${launch % 256} ${launch * 65536} 64k`, disk]);
   }
 });
