@@ -500,7 +500,7 @@ export interface NbdRequest {
 
 /** C: request magic, flags, type, cookie, offset, length (28 bytes; the payload follows separately). */
 export function encodeRequest(request: NbdRequest): Buffer {
-  const buf = Buffer.alloc(REQUEST_LENGTH);
+  const buf = Buffer.allocUnsafe(REQUEST_LENGTH);
   buf.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
   buf.writeUInt16BE(request.flags, 4);
   buf.writeUInt16BE(request.type, 6);
@@ -525,10 +525,12 @@ export function decodeRequest(buf: Uint8Array): NbdRequest {
 }
 
 // ---- Transmission: replies ----------------------------------------------
+// Fixed-size headers are written in full, so they come from Node's pooled
+// allocUnsafe slab instead of a fresh zeroed ArrayBuffer per request.
 
 /** S: simple reply header (16 bytes); a successful READ's data follows it. */
 export function encodeSimpleReply(cookie: bigint, error: number): Buffer {
-  const buf = Buffer.alloc(SIMPLE_REPLY_LENGTH);
+  const buf = Buffer.allocUnsafe(SIMPLE_REPLY_LENGTH);
   buf.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
   buf.writeUInt32BE(error >>> 0, 4);
   buf.writeBigUInt64BE(cookie, 8);
@@ -556,7 +558,7 @@ export interface StructuredChunkHeader {
 
 /** S: structured reply chunk header (20 bytes); `length` payload bytes follow. */
 export function encodeStructuredHeader(header: StructuredChunkHeader): Buffer {
-  const buf = Buffer.alloc(STRUCTURED_HEADER_LENGTH);
+  const buf = Buffer.allocUnsafe(STRUCTURED_HEADER_LENGTH);
   writeStructuredHeader(buf, header);
   return buf;
 }
@@ -591,7 +593,7 @@ export function encodeNoneChunk(cookie: bigint): Buffer {
  * the caller sends the `dataLength` data bytes right after it.
  */
 export function encodeOffsetDataHeader(cookie: bigint, flags: number, offset: number, dataLength: number): Buffer {
-  const buf = Buffer.alloc(STRUCTURED_HEADER_LENGTH + 8);
+  const buf = Buffer.allocUnsafe(STRUCTURED_HEADER_LENGTH + 8);
   writeStructuredHeader(buf, { flags, type: NBD_REPLY_TYPE_OFFSET_DATA, cookie, length: 8 + dataLength });
   writeU64(buf, STRUCTURED_HEADER_LENGTH, offset);
   return buf;
@@ -599,7 +601,7 @@ export function encodeOffsetDataHeader(cookie: bigint, flags: number, offset: nu
 
 /** S: a whole NBD_REPLY_TYPE_OFFSET_HOLE chunk (32 bytes). */
 export function encodeOffsetHoleChunk(cookie: bigint, flags: number, offset: number, holeSize: number): Buffer {
-  const buf = Buffer.alloc(STRUCTURED_HEADER_LENGTH + 12);
+  const buf = Buffer.allocUnsafe(STRUCTURED_HEADER_LENGTH + 12);
   writeStructuredHeader(buf, { flags, type: NBD_REPLY_TYPE_OFFSET_HOLE, cookie, length: 12 });
   writeU64(buf, STRUCTURED_HEADER_LENGTH, offset);
   buf.writeUInt32BE(holeSize, STRUCTURED_HEADER_LENGTH + 8);
