@@ -154,7 +154,13 @@ export class BackupJob extends Job {
         let area = bitmap.nextDirtyArea(cursor, length, MAX_ZERO_RUN);
         if (!area && cursor > 0) area = bitmap.nextDirtyArea(0, length, MAX_ZERO_RUN);
         if (!area) {
-          if (running.size === 0) return;
+          if (running.size === 0) {
+            // Copy-before-write tasks may still be in flight; one that fails dirties its
+            // clusters again, so only a drained, clean bitmap means the copy is complete.
+            if (this.blockCopy.tasksInFlight === 0) return;
+            await this.blockCopy.drain();
+            continue;
+          }
           await Promise.race(running);
           continue;
         }

@@ -93,7 +93,6 @@ registerDriver(gateFactory);
 
 test(
   'a copy-before-write copy failing after the background loop ended is retried before the job completes',
-  { todo: 'BackupJob.copyInBackground returns while copy-before-write tasks are in flight; a failed one leaves its cluster uncopied' },
   async (t) => {
     gate = new Gate();
     const dir = await tempDir(t);
