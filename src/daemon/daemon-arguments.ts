@@ -42,6 +42,8 @@ export interface DaemonArguments {
   readonly steps: readonly StartupStep[];
   readonly pidfile?: string;
   readonly daemonize: boolean;
+  /** --no-backing-from-image: images may not open backing files they name themselves. */
+  readonly noBackingFromImage: boolean;
   readonly help: boolean;
   readonly version: boolean;
 }
@@ -76,7 +78,7 @@ const MonitorOptions = struct('MonitorOptions', {
 });
 
 const OPTIONS_WITH_VALUE = new Set(['--blockdev', '--chardev', '--monitor', '--qmp', '--nbd-server', '--export', '--pidfile', '--object', '-T', '--trace']);
-const FLAGS = new Set(['--daemonize', '-h', '--help', '-V', '--version']);
+const FLAGS = new Set(['--daemonize', '--no-backing-from-image', '-h', '--help', '-V', '--version']);
 
 function parsePort(text: string, option: string, whole: string): number {
   if (!/^[0-9]+$/.test(text) || Number(text) > 65535) throw new DaemonArgumentError(option, whole, `invalid port '${text}'`);
@@ -137,6 +139,7 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
   const chardevs = new Map<string, MonitorAddress>();
   let pidfile: string | undefined;
   let daemonize = false;
+  let noBackingFromImage = false;
   let help = false;
   let version = false;
   for (let i = 0; i < argv.length; i++) {
@@ -146,6 +149,7 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
     if (FLAGS.has(option)) {
       if (equals > 0) throw new DaemonArgumentError(option, undefined, 'takes no value');
       if (option === '--daemonize') daemonize = true;
+      else if (option === '--no-backing-from-image') noBackingFromImage = true;
       else if (option === '-h' || option === '--help') help = true;
       else version = true;
       continue;
@@ -195,7 +199,7 @@ export function parseDaemonArguments(argv: readonly string[]): DaemonArguments {
         throw new DaemonArgumentError(option, text, 'is not supported by livebackup daemon');
     }
   }
-  return { steps, pidfile, daemonize, help, version };
+  return { steps, pidfile, daemonize, noBackingFromImage, help, version };
 }
 
 /** The `livebackup daemon --help` text. */
@@ -228,6 +232,10 @@ block nodes, backup jobs, NBD exports and a QMP control socket.
                          export a node over NBD (read-only unless writable=on)
   --daemonize            detach once every socket listens; the parent exits 0
   --pidfile <path>       write the process ID to a file after startup
+  --no-backing-from-image
+                         never open a backing file named inside an image: give
+                         'backing' explicitly (node-name, options or null); use it
+                         when images come from untrusted users
 
 SIGTERM, SIGINT, SIGHUP and the QMP 'quit' command shut down cleanly: exports
 are removed, running jobs cancelled, images flushed and closed.

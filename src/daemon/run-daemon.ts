@@ -104,7 +104,7 @@ export async function runDaemon(argv: readonly string[], output: DaemonOutput): 
     }
   }
   const logger = pino({ name: 'livebackup-daemon', level: process.env.LIVEBACKUP_LOG_LEVEL ?? 'warn' }, pino.destination({ dest: 2, sync: true }));
-  const daemon = new StorageDaemon({ logger });
+  const daemon = new StorageDaemon({ logger, allowBackingFromImage: !args.noBackingFromImage });
   const onSignal = () => void daemon.shutdown();
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
   try {

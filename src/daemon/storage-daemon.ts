@@ -35,10 +35,16 @@ import { ShutdownGate } from './shutdown-gate.js';
 export interface StorageDaemonOptions {
   /** Where QMP connection changes and unexpected failures go (a pino logger fits). */
   readonly logger?: QmpLogger;
+  /**
+   * When false, no image may open a backing file named inside it: clients
+   * must give `backing` explicitly (a node-name, nested options or null).
+   * Protects the host from untrusted images naming arbitrary files. Default true, as QEMU.
+   */
+  readonly allowBackingFromImage?: boolean;
 }
 
 export class StorageDaemon implements CommandServices {
-  readonly graph = new BlockGraph();
+  readonly graph: BlockGraph;
   readonly jobs = new JobRegistry();
   readonly exports: BlockExportTable;
   readonly qmp: QmpServer;
@@ -49,6 +55,7 @@ export class StorageDaemon implements CommandServices {
   private readonly unsubscribeJobs: () => void;
 
   constructor(options: StorageDaemonOptions = {}) {
+    this.graph = new BlockGraph({ allowBackingFromImage: options.allowBackingFromImage ?? true });
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });

@@ -13,6 +13,7 @@ import { SeededRandom } from '../helpers/random.js';
 import { QmpClient } from '../helpers/qmp-client.js';
 import { StorageDaemon, createImage } from '../../src/index.js';
 import { parseDaemonArguments } from '../../src/daemon/daemon-arguments.js';
+import { runOk, skipUnlessTools } from '../helpers/tools.js';
 
 const MiB = 1024 * 1024;
 
@@ -104,4 +105,20 @@ test('an empty backing reference (backing= on the command line) means no backing
   assert.equal(cut.backing, undefined);
   const chained = await daemon.addBlockdev({ driver: 'qcow2', 'node-name': 'chained', 'read-only': true, file: { driver: 'file', filename: overlay, 'read-only': true } });
   assert.ok(chained.backing, 'without backing= the image header names the backing file');
+});
+
+test('--no-backing-from-image: an image naming a backing file is refused unless backing is given', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const secret = join(dir, 'host-secret.raw');
+  await writeFile(secret, new Uint8Array(MiB).fill(0x53));
+  const overlay = join(dir, 'untrusted.qcow2');
+  await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', overlay]);
+  assert.equal(parseDaemonArguments(['--no-backing-from-image']).noBackingFromImage, true);
+  const daemon = new StorageDaemon({ allowBackingFromImage: false });
+  t.after(() => daemon.shutdown());
+  await assert.rejects(daemon.addBlockdev({ driver: 'qcow2', 'node-name': 'u', file: { driver: 'file', filename: overlay } }), /backing/);
+  const node = await daemon.addBlockdev({ driver: 'qcow2', 'node-name': 'u', backing: null, file: { driver: 'file', filename: overlay } });
+  const seen = new Uint8Array(4096);
+  await node.read(0, seen);
+  assert.ok(seen.every((byte) => byte === 0), 'nothing of the named backing file is read');
 });
