@@ -130,7 +130,7 @@ export const guestWrites: Scenario = {
       notes: [
         `write throughput during backup / without backup, per round: livebackup ${slowdown(OURS_BUSY, OURS_IDLE)}, qsd ${slowdown(PEER_BUSY, PEER_IDLE)}`,
         `disk: writable copy of the qcow2 ${describeLayout(image.layout)}; qemu-img bench -w -s 4k -d ${DEPTH} -S ${STEP} -c ${context.scale.guestWrites}; peak RSS and CPU are the daemon's whole lifetime`,
-        'livebackup side: launchLivebackupDaemon in bench/lib/exporting-daemon.ts (now the library stand-in bench-daemon.ts: NbdServer + startBackup)',
+        'livebackup side: the real `livebackup daemon` over QMP (launchLivebackupDaemon in bench/lib/exporting-daemon.ts)',
       ],
     };
   },
