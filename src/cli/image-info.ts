@@ -6,22 +6,9 @@ import { stat } from 'node:fs/promises';
 import type { BlockNode } from '../block/block-node.js';
 import { ioError } from '../errors.js';
 import { formatSize } from '../util/size.js';
+import type { ImageInfo } from '../block/image-info.js';
 
-/** `qemu-img info --output=json` keys. Optional keys are absent when unknown. */
-export interface ImageInfo {
-  'virtual-size': number;
-  filename: string;
-  'cluster-size'?: number;
-  format: string;
-  /** Bytes allocated on the host for the image file. */
-  'actual-size': number;
-  'format-specific'?: { type: string; data: Record<string, unknown> };
-  /** The backing file name resolved against the image's folder. */
-  'full-backing-filename'?: string;
-  'backing-filename'?: string;
-  'backing-filename-format'?: string;
-  'dirty-flag': boolean;
-}
+export type { ImageInfo } from '../block/image-info.js';
 
 /**
  * Gather the info of `node`, an image opened from `filename`. The

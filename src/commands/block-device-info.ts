@@ -6,21 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BlockNode } from '../block/block-node.js';
-
-/** QAPI ImageInfo, the members livebackup can know. */
-export interface ImageInfo {
-  'virtual-size': number;
-  filename: string;
-  'cluster-size'?: number;
-  format: string;
-  'actual-size': number;
-  'format-specific'?: { type: string; data: Record<string, unknown> };
-  'full-backing-filename'?: string;
-  'backing-filename'?: string;
-  'backing-filename-format'?: string;
-  'dirty-flag'?: boolean;
-  'backing-image'?: ImageInfo;
-}
+import type { ImageInfo } from '../block/image-info.js';
 
 /** QAPI BlockDeviceInfo. */
 export interface BlockDeviceInfo {
