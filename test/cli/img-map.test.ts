@@ -1,23 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { runOk, skipUnlessTools } from '../helpers/tools.js';
+import { runOk, skipUnlessTools, type QemuMapEntry } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { SeededRandom } from '../helpers/random.js';
 import { livebackup, livebackupOk } from './cli-runner.js';
 import { patternFile, qemuIo } from './qemu-images.js';
 
 const needsQemu = { skip: skipUnlessTools('qemu-img', 'qemu-io') };
-
-interface JsonMapEntry {
-  start: number;
-  length: number;
-  depth: number;
-  present: boolean;
-  zero: boolean;
-  data: boolean;
-  offset?: number;
-}
 
 /** Both maps of `file` (ours and qemu-img's), as JSON text. */
 async function bothJsonMaps(file: string, format?: string): Promise<{ ours: string; theirs: string }> {
@@ -27,8 +17,8 @@ async function bothJsonMaps(file: string, format?: string): Promise<{ ours: stri
   return { ours, theirs };
 }
 
-function parseMap(text: string): JsonMapEntry[] {
-  return JSON.parse(text) as JsonMapEntry[];
+function parseMap(text: string): QemuMapEntry[] {
+  return JSON.parse(text) as QemuMapEntry[];
 }
 
 test('img map of a fully written raw image equals qemu-img map, byte for byte (json and human)', needsQemu, async (t) => {

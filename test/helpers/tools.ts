@@ -73,6 +73,17 @@ export async function runOk(command: string, args: string[], options: { timeoutM
   return result.stdout;
 }
 
+/** One entry of `qemu-img map --output=json`. */
+export interface QemuMapEntry {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+  offset?: number;
+}
+
 export interface QemuImgCheck {
   code: number;
   corruptions: number;

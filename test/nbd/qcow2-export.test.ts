@@ -7,7 +7,7 @@ import type { BlockNode } from '../../src/block/block-node.js';
 import { NbdServer } from '../../src/nbd/server.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import * as p from '../../src/nbd/protocol.js';
-import { qemuImgCheck, qemuImgCompare, runOk, skipUnlessTools } from '../helpers/tools.js';
+import { qemuImgCheck, qemuImgCompare, runOk, skipUnlessTools, type QemuMapEntry } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { RawPeer } from './raw-peer.js';
 
@@ -76,14 +76,7 @@ async function serveQcow2(
 test('qcow2 chain export: nbdinfo --map and allocation depth match qemu-img map; content matches', { skip: skipUnlessTools('qemu-img', 'qemu-io', 'nbdinfo') }, async (t) => {
   const dir = await tempDir(t, 'livebackup-nbd-qcow2-');
   const top = await makeChain(dir);
-  const map = JSON.parse(await runOk('qemu-img', ['map', '--output=json', top])) as Array<{
-    start: number;
-    length: number;
-    depth: number;
-    present: boolean;
-    zero: boolean;
-    data: boolean;
-  }>;
+  const map = JSON.parse(await runOk('qemu-img', ['map', '--output=json', top])) as QemuMapEntry[];
   const { uri, socket } = await serveQcow2(t, top, false);
 
   const expectedAllocation = merge(map.map((e) => ({ start: e.start, length: e.length, value: (e.data ? 0 : p.NBD_STATE_HOLE) | (e.zero ? p.NBD_STATE_ZERO : 0) })));

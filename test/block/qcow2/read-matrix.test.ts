@@ -11,20 +11,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/temp-dir.js';
-import { runOk, skipUnlessTools } from '../../helpers/tools.js';
+import { runOk, skipUnlessTools, type QemuMapEntry } from '../../helpers/tools.js';
 import type { BlockNode, BlockStatus } from '../../../src/block/block-node.js';
 import { IMAGE_CASES } from './qemu-made-images.js';
 import { assertSameBytes, openQcow2, qemuRaw, readAll } from './qcow2-test-kit.js';
-
-interface MapEntry {
-  start: number;
-  length: number;
-  depth: number;
-  present: boolean;
-  zero: boolean;
-  data: boolean;
-  offset?: number;
-}
 
 /** Our block status runs over the whole node. */
 async function statusRuns(node: BlockNode): Promise<BlockStatus[]> {
@@ -43,7 +33,7 @@ async function statusRuns(node: BlockNode): Promise<BlockStatus[]> {
  * names the overlay as the last layer looked at, BlockNode the short
  * backing node one level deeper.
  */
-function actualDepth(node: BlockNode, actual: BlockStatus, offset: number, expected: MapEntry): number {
+function actualDepth(node: BlockNode, actual: BlockStatus, offset: number, expected: QemuMapEntry): number {
   if (actual.present || expected.present || actual.depth !== expected.depth + 1) return actual.depth;
   let layer: BlockNode | undefined = node;
   for (let depth = 0; depth < expected.depth && layer; depth++) layer = layer.backing;
@@ -53,7 +43,7 @@ function actualDepth(node: BlockNode, actual: BlockStatus, offset: number, expec
 
 /** Compare our block status of the whole node with qemu-img map. */
 async function assertStatusMatchesMap(name: string, image: string, node: BlockNode): Promise<void> {
-  const map = JSON.parse(await runOk('qemu-img', ['map', '-U', '--output=json', image])) as MapEntry[];
+  const map = JSON.parse(await runOk('qemu-img', ['map', '-U', '--output=json', image])) as QemuMapEntry[];
   const runs = await statusRuns(node);
   let mapIndex = 0;
   let runIndex = 0;
