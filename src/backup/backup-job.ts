@@ -31,6 +31,8 @@ export interface BackupJobOptions extends JobOptions {
   readonly maxChunk?: number;
   /** The target reads as zeroes at the start (freshly created, no backing): zero ranges are skipped. */
   readonly targetZeroInitialized?: boolean;
+  /** Bytes written to the target between background write-outs to disk (default 32 MiB; 0 = never). */
+  readonly writebackInterval?: number;
 }
 
 export class BackupJob extends Job {
@@ -78,6 +80,7 @@ export class BackupJob extends Job {
       maxChunk,
       targetZeroInitialized: options.targetZeroInitialized ?? false,
       lockTarget: isInBackingChain(options.target, options.source),
+      writebackInterval: options.writebackInterval,
     });
     this.blockCopy.bitmap.setAll();
     this.blockCopy.onProgress = (bytes) => {

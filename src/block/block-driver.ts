@@ -118,6 +118,14 @@ export interface BlockDriver {
   flush(): Promise<void>;
 
   /**
+   * Optional: start writing completed writes out to stable storage in the
+   * background and return at once. Promises no durability; it only lets a
+   * later flush find less to do. A failure of the background write-out must
+   * be reported by the next flush, never dropped.
+   */
+  startWriteback?(): void;
+
+  /**
    * Status of this layer at offset, for at most `bytes` bytes.
    * Caller guarantees: offset < length, bytes > 0, offset + bytes <= length.
    * No alignment is guaranteed for this call.

@@ -240,6 +240,20 @@ export class BlockNode {
   }
 
   /**
+   * Hint: start writing completed writes out to stable storage, down to the
+   * file, without waiting (see BlockDriver.startWriteback). A long copy calls
+   * it now and then so that its final flush does not have to write
+   * everything at once. Never throws; errors surface at the next flush.
+   */
+  startWriteback(): void {
+    if (this.closed || this.readOnly || this.noFlush) return;
+    this.driver.startWriteback?.();
+    for (const link of this.children()) {
+      if (link.role !== 'backing') link.node.startWriteback();
+    }
+  }
+
+  /**
    * Status of the run starting at offset (at most `bytes` long), looking
    * through the backing chain for bytes this layer does not hold.
    */

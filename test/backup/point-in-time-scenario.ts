@@ -47,7 +47,8 @@ export async function runPointInTimeScenario(seed: number, dir: string, choice: 
   const maxWorkers = random.int(1, 16);
   const maxChunk = random.pick([64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB]);
   const writers = random.int(1, 4);
-  const description = `seed=${seed} sync=${sync} source=${sourceKind} size=${size} speed=${speed} workers=${maxWorkers} chunk=${maxChunk} writers=${writers}`;
+  const writebackInterval = random.pick([64 * KiB, 1 * MiB, undefined]);
+  const description = `seed=${seed} sync=${sync} source=${sourceKind} size=${size} speed=${speed} workers=${maxWorkers} chunk=${maxChunk} writers=${writers} writeback=${writebackInterval ?? 'default'}`;
   const failures: string[] = [];
   const graph = new BlockGraph();
   let guestOps = 0;
@@ -61,7 +62,7 @@ export async function runPointInTimeScenario(seed: number, dir: string, choice: 
 
     const targetPath = join(dir, 'target.qcow2');
     const { target, targetFormat, zeroInitialized } = await makeTarget(graph, targetPath, sync, sourceKind, sourceFormat, source, backingPath, size, random);
-    const job = startBackup({ source, target, sync, speed, maxWorkers, maxChunk, targetZeroInitialized: zeroInitialized, jobId: 'backup0' });
+    const job = startBackup({ source, target, sync, speed, maxWorkers, maxChunk, writebackInterval, targetZeroInitialized: zeroInitialized, jobId: 'backup0' });
 
     let stop = false;
     const writerTasks = Array.from({ length: writers }, (_, index) =>

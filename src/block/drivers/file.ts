@@ -20,6 +20,10 @@ export class FileDriver implements BlockDriver {
   readonly maxTransfer = MAX_TRANSFER;
 
   private size: number;
+  /** The background fdatasync started by startWriteback, while it runs. */
+  private writeback: Promise<void> | undefined;
+  /** A background fdatasync failure not yet reported by flush. */
+  private writebackError: LivebackupError | undefined;
 
   constructor(
     readonly filename: string,
@@ -63,11 +67,32 @@ export class FileDriver implements BlockDriver {
 
   async flush(): Promise<void> {
     if (this.readOnly) return;
+    await this.writeback;
+    const backgroundError = this.writebackError;
+    if (backgroundError) {
+      // The kernel reports a write-back error to one fdatasync only: the
+      // background one took it, so this flush must report it instead.
+      this.writebackError = undefined;
+      throw backgroundError;
+    }
     try {
       await this.handle.datasync();
     } catch (error) {
       throw ioError(`flush of ${this.filename}`, error);
     }
+  }
+
+  startWriteback(): void {
+    if (this.readOnly || this.writeback) return;
+    this.writeback = this.handle.datasync().then(
+      () => {
+        this.writeback = undefined;
+      },
+      (error: unknown) => {
+        this.writeback = undefined;
+        this.writebackError ??= ioError(`flush of ${this.filename}`, error);
+      },
+    );
   }
 
   async blockStatus(_offset: number, bytes: number): Promise<DriverBlockStatus> {
@@ -96,6 +121,7 @@ export class FileDriver implements BlockDriver {
   }
 
   async close(): Promise<void> {
+    await this.writeback;
     await this.handle.close();
   }
 }
