@@ -1,15 +1,21 @@
 /**
  * The `file` protocol driver: positional I/O on a host file through a
- * FileHandle. Node has no SEEK_DATA/SEEK_HOLE, so every byte is reported
- * as data.
+ * FileHandle. Block status comes from lseek(SEEK_DATA/SEEK_HOLE) through the
+ * optional native helper (see host-seek.ts): holes are reported as `zero`,
+ * like QEMU's file-posix. Without the helper, or on a file system that
+ * cannot tell, every byte is reported as data.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import type { BlockDriver, ChildLink, DriverBlockStatus } from '../block-driver.js';
 import type { BlockDriverFactory, DriverOpenArgs } from '../driver-factory.js';
 import { LivebackupError, ioError } from '../../errors.js';
+import { hostSeek } from '../host-seek.js';
 
 const MAX_TRANSFER = 32 * 1024 * 1024;
+
+/** lseek errors meaning "this file system (or file type) cannot report holes": stop asking for this file. */
+const SEEK_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ESPIPE']);
 
 export class FileDriver implements BlockDriver {
   readonly driverName = 'file';
@@ -24,6 +30,8 @@ export class FileDriver implements BlockDriver {
   private writeback: Promise<void> | undefined;
   /** A background fdatasync failure not yet reported by flush. */
   private writebackError: LivebackupError | undefined;
+  /** False once lseek said this file cannot report holes (then everything is data). */
+  private seekWorks = hostSeek !== undefined;
 
   constructor(
     readonly filename: string,
@@ -95,8 +103,41 @@ export class FileDriver implements BlockDriver {
     );
   }
 
-  async blockStatus(_offset: number, bytes: number): Promise<DriverBlockStatus> {
-    return { bytes, state: 'data' };
+  /**
+   * Data runs are [offset, next hole), holes are `zero` runs [offset, next
+   * data); past the host file's end (it shrank, or the node is longer) the
+   * bytes read as zeroes, so they are `zero` too. Block status is only an
+   * optimisation: any lseek failure reports `data`, never an error.
+   *
+   * Why a `zero` that is stale by the time the caller uses it cannot break a
+   * backup of this file: the backup job asks the source's block status only
+   * for areas whose copy bits are still set, and after the status call it
+   * re-reads the bitmap and claims (clears) only the bits that are still set,
+   * synchronously (BackupJob.sizeClaim, then BlockCopy.copyArea). A guest
+   * write reaches this file only after copy-before-write has claimed the bits
+   * of its clusters, which it does before the write starts. So a bit still
+   * set at the claim means no write has touched that cluster since the
+   * backup started, and the lseek answer, asked after the start, describes
+   * the point-in-time content there. A cluster written after the status call
+   * has lost its bit and is left out of the claim; copy-before-write copied
+   * its point-in-time content. Other users (img map, NBD block status) get
+   * what a racing reader gets from QEMU: the answer of one moment.
+   */
+  async blockStatus(offset: number, bytes: number): Promise<DriverBlockStatus> {
+    if (!this.seekWorks || !hostSeek) return { bytes, state: 'data' };
+    try {
+      const fd = this.handle.fd;
+      const data = hostSeek.seekData(fd, offset);
+      if (data === -1) return { bytes, state: 'zero' };
+      if (data > offset) return { bytes: Math.min(bytes, data - offset), state: 'zero' };
+      const hole = hostSeek.seekHole(fd, offset);
+      // hole <= offset: the file changed between the two calls; data is always a safe answer.
+      if (data < offset || hole <= offset) return { bytes, state: 'data' };
+      return { bytes: Math.min(bytes, hole - offset), state: 'data' };
+    } catch (error) {
+      if (SEEK_UNSUPPORTED.has((error as { code?: string }).code ?? '')) this.seekWorks = false;
+      return { bytes, state: 'data' };
+    }
   }
 
   async getLength(): Promise<number> {
