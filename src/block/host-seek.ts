@@ -40,7 +40,7 @@ function loadHostSeek(): { hostSeek?: HostSeek; reason?: string } {
     }
     return { hostSeek: { seekData: addon.seekData, seekHole: addon.seekHole } };
   } catch (error) {
-    return { reason: `the native helper could not be loaded: ${messageOf(error)}` };
+    return { reason: `the native helper could not be loaded: ${messageOf(error).split('\n')[0]}` };
   }
 }
 
