@@ -1,9 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { BlockGraph } from '../../src/block/block-graph.js';
 import type { BlockNode } from '../../src/block/block-node.js';
 import { createImage, openImage } from '../../src/block/image-file.js';
@@ -12,8 +14,10 @@ import { startBackup } from '../../src/backup/start-backup.js';
 import { collectImageMap, renderImageMapJson } from '../../src/cli/image-map.js';
 import { SeededRandom } from '../helpers/random.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { run, runOk, qemuImgCompare, skipUnlessTools, type QemuMapEntry } from '../helpers/tools.js';
+import { runOk, qemuImgCompare, skipUnlessTools, type QemuMapEntry } from '../helpers/tools.js';
 import { CLI_MAIN } from '../cli/cli-runner.js';
+
+const execFileAsync = promisify(execFile);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -147,3 +151,103 @@ test('random sparse layouts: block status equals qemu-img map', needsHelperAndQe
 function pick(status: { bytes: number; data: boolean; zero: boolean }): { bytes: number; data: boolean; zero: boolean } {
   return { bytes: status.bytes, data: status.data, zero: status.zero };
 }
+
+/** Allocated bytes of a host file (st_blocks is in 512-byte units). */
+async function allocatedBytes(path: string): Promise<number> {
+  return (await stat(path)).blocks * 512;
+}
+
+/**
+ * The most a sparse backup of `extents` may allocate in its target: every
+ * chunk of `maxChunk` bytes a data extent touches is written whole (one more
+ * when a claim starts inside the grid), plus 1 MiB for copy-before-write of
+ * data clusters. A target that is not sparse allocates everything.
+ */
+function sparseTargetBound(extents: ReadonlyArray<readonly [number, number]>, maxChunk: number): number {
+  return extents.reduce((sum, [, length]) => sum + (Math.ceil(length / maxChunk) + 1) * maxChunk, 1 * MiB);
+}
+
+/** A 64 MiB sparse raw source with eight data extents (about 6 MiB), from a seed. */
+function sparseSource(path: string, seed: number): { size: number; extents: Array<[number, number]> } {
+  const random = new SeededRandom(seed);
+  const size = 64 * MiB;
+  const extents: Array<[number, number]> = [];
+  for (let slot = 0; slot < 8; slot++) {
+    const length = random.int(4 * KiB, 1536 * KiB);
+    extents.push([slot * 8 * MiB + random.int(0, 6 * MiB), length]);
+  }
+  writeSparseFile(path, size, extents, random);
+  return { size, extents };
+}
+
+test('a backup of a sparse raw file under guest writes holds the point in time, skips the holes, and keeps the target sparse', needsHelperAndQemu, async (t) => {
+  const seed = 21;
+  const dir = await tempDir(t);
+  const sourcePath = join(dir, 'source.raw');
+  const { size, extents } = sparseSource(sourcePath, seed);
+  const graph = new BlockGraph();
+  t.after(() => graph.closeAll());
+  const source = await openImage(sourcePath, { graph, format: 'raw', nodeName: 'source' });
+  const pointInTime = new Uint8Array(size);
+  await source.read(0, pointInTime);
+  const referencePath = join(dir, 'reference.raw');
+  await writeFile(referencePath, pointInTime);
+  const targetPath = join(dir, 'target.raw');
+  await createImage(targetPath, 'raw', size);
+  const target = await openImage(targetPath, { graph, format: 'raw', nodeName: 'target' });
+
+  let zeroClaimed = 0;
+  const onTask = (message: unknown) => {
+    const task = message as { phase: string; bytes: number; zero: boolean };
+    if (task.phase === 'start' && task.zero) zeroClaimed += task.bytes;
+  };
+  subscribe('livebackup:backup:copy-task', onTask);
+  t.after(() => unsubscribe('livebackup:backup:copy-task', onTask));
+
+  const maxChunk = 1 * MiB;
+  const job = startBackup({ source, target, sync: 'full', maxChunk, maxWorkers: 4, targetZeroInitialized: true, jobId: 'sparse-backup' });
+  // Guests write into holes and data alike while the job runs: 2 x 20 writes of at most 64 KiB.
+  const writers = [1, 2].map(async (index) => {
+    const random = new SeededRandom(seed * 100 + index);
+    for (let op = 0; op < 20; op++) {
+      const length = random.int(1, 64 * KiB);
+      await source.write(random.int(0, size - length), random.bytes(length));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+  const result = await job.done;
+  await Promise.all(writers);
+  assert.equal(result.status, 'completed', String(result.error ?? ''));
+  await graph.closeAll();
+
+  assert.ok(await qemuImgCompare(referencePath, targetPath, 'raw', 'raw'), `seed ${seed}: target differs from the point in time`);
+  // Holes were claimed as zero runs without reading them: all but the data (at most 12 MiB), the data
+  // claims' chunk tails (8 x 1 MiB) and the copy-before-write copies (at most 40 x 64 KiB).
+  assert.ok(zeroClaimed >= size / 2, `only ${zeroClaimed} bytes were claimed as zero runs`);
+  const targetAllocated = await allocatedBytes(targetPath);
+  assert.ok(targetAllocated <= sparseTargetBound(extents, maxChunk), `target allocates ${targetAllocated} of ${size} bytes`);
+});
+
+/** Run the built CLI in a child process with LIVEBACKUP_NO_SEEK_DATA=1 (the helper is never loaded there); resolves to stdout. */
+async function livebackupWithoutSeekData(...args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [CLI_MAIN, ...args], {
+    env: { ...process.env, LIVEBACKUP_NO_SEEK_DATA: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return stdout;
+}
+
+test('with LIVEBACKUP_NO_SEEK_DATA=1 block status reports data everywhere and a backup is still exact', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const sourcePath = join(dir, 'source.raw');
+  const { size, extents } = sparseSource(sourcePath, 31);
+  const map = JSON.parse(await livebackupWithoutSeekData('img', 'map', '--output=json', '-f', 'raw', sourcePath)) as QemuMapEntry[];
+  assert.deepEqual(map, [{ start: 0, length: size, depth: 0, present: true, zero: false, data: true, offset: 0 }]);
+  const targetPath = join(dir, 'target.raw');
+  await livebackupWithoutSeekData('backup', '--no-progress', sourcePath, targetPath);
+  assert.ok(await qemuImgCompare(sourcePath, targetPath, 'raw', 'raw'));
+  // Without block status the holes are read, found all zero and still not written.
+  const targetAllocated = await allocatedBytes(targetPath);
+  assert.ok(targetAllocated <= sparseTargetBound(extents, 1 * MiB), `target allocates ${targetAllocated} of ${size} bytes`);
+});
