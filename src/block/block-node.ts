@@ -164,7 +164,7 @@ export class BlockNode {
     this.checkWritable();
     this.checkRange(offset, buf.length, flags.mayGrow);
     if (buf.length === 0) return;
-    await this.notify({ kind: 'write', offset, bytes: buf.length });
+    if (this.hasNotifiers) await this.notify({ kind: 'write', offset, bytes: buf.length });
     this.growTo(offset + buf.length, flags.mayGrow);
     const alignment = this.driver.requestAlignment;
     if (isAligned(offset, alignment) && isAligned(buf.length, alignment)) {
@@ -184,7 +184,7 @@ export class BlockNode {
     this.checkWritable();
     this.checkRange(offset, bytes, flags.mayGrow);
     if (bytes === 0) return;
-    await this.notify({ kind: 'write-zeroes', offset, bytes });
+    if (this.hasNotifiers) await this.notify({ kind: 'write-zeroes', offset, bytes });
     this.growTo(offset + bytes, flags.mayGrow);
     const alignment = this.driver.requestAlignment;
     const end = offset + bytes;
@@ -216,7 +216,7 @@ export class BlockNode {
     const start = alignUp(offset, alignment);
     const end = alignDown(offset + bytes, alignment);
     if (end <= start) return;
-    await this.notify({ kind: 'discard', offset: start, bytes: end - start });
+    if (this.hasNotifiers) await this.notify({ kind: 'discard', offset: start, bytes: end - start });
     const request = await this.tracked.begin(start, end - start, true);
     try {
       for (let position = start; position < end; ) {
@@ -383,6 +383,11 @@ export class BlockNode {
 
   private async notify(intent: WriteIntent): Promise<void> {
     for (const notifier of [...this.notifiers]) await notifier(intent);
+  }
+
+  /** True when a write must first run the before-write notifiers. */
+  private get hasNotifiers(): boolean {
+    return this.notifiers.size > 0;
   }
 
   private async readSplit(offset: number, buf: Uint8Array): Promise<void> {

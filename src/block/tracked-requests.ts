@@ -12,7 +12,7 @@ export interface TrackedRequest {
   readonly endOffset: number;
   readonly isWrite: boolean;
   /** True while this request must not overlap any other in-flight request. */
-  serialising: boolean;
+  readonly serialising: boolean;
   /**
    * For range locks: requests carrying the same token are not blocked by
    * this serialising request (they are the lock holder's own I/O).
@@ -22,12 +22,51 @@ export interface TrackedRequest {
   readonly finished: Promise<void>;
 }
 
-interface MutableTrackedRequest extends TrackedRequest {
-  resolveFinished(): void;
+/** A registered request; the caller ends it exactly once. */
+export interface ActiveRequest extends TrackedRequest {
+  /** Mark the request finished and wake whoever waits for it. Idempotent. */
+  end(): void;
+}
+
+/**
+ * One request in flight. The `finished` promise is made only when somebody
+ * waits: nearly every request ends without anyone having looked.
+ */
+class InFlightRequest implements ActiveRequest {
+  private done = false;
+  private finishedPromise: Promise<void> | undefined;
+  private resolveFinished: (() => void) | undefined;
+
+  constructor(
+    private readonly onEnd: (request: InFlightRequest) => void,
+    readonly offset: number,
+    readonly endOffset: number,
+    readonly isWrite: boolean,
+    readonly serialising: boolean,
+    readonly lockToken: symbol | undefined,
+  ) {}
+
+  get finished(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    this.finishedPromise ??= new Promise<void>((resolve) => (this.resolveFinished = resolve));
+    return this.finishedPromise;
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.onEnd(this);
+    this.resolveFinished?.();
+  }
 }
 
 export class TrackedRequests {
-  private readonly inFlight = new Set<MutableTrackedRequest>();
+  private readonly inFlight = new Set<InFlightRequest>();
+  /** How many of inFlight are serialising: while none is, plain requests never wait. */
+  private serialisingInFlight = 0;
+  private readonly release = (request: InFlightRequest): void => {
+    if (this.inFlight.delete(request) && request.serialising) this.serialisingInFlight--;
+  };
 
   /** Number of requests in flight. */
   get size(): number {
@@ -39,28 +78,27 @@ export class TrackedRequests {
    * serialising request, or `serialising` is true and it overlaps anything,
    * this waits until those requests have finished. A request
    * whose `lockToken` equals a serialising request's token is not blocked by it. The caller must call
-   * `end()` on the returned request exactly once.
+   * `end()` on the returned request exactly once. When nothing blocks it,
+   * the request is registered before this returns (the common case costs no
+   * promise).
    */
-  async begin(
-    offset: number,
-    bytes: number,
-    isWrite: boolean,
-    serialising = false,
-    lockToken?: symbol,
-  ): Promise<TrackedRequest & { end(): void }> {
-    let resolveFinished!: () => void;
-    const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
-    const request: MutableTrackedRequest = { offset, endOffset: offset + bytes, isWrite, serialising, lockToken, finished, resolveFinished };
+  begin(offset: number, bytes: number, isWrite: boolean, serialising = false, lockToken?: symbol): ActiveRequest | Promise<ActiveRequest> {
+    const request = new InFlightRequest(this.release, offset, offset + bytes, isWrite, serialising, lockToken);
+    if (!this.findBlocker(request)) {
+      this.add(request);
+      return request;
+    }
+    return this.beginWhenUnblocked(request);
+  }
+
+  private async beginWhenUnblocked(request: InFlightRequest): Promise<ActiveRequest> {
     for (;;) {
       const blocker = this.findBlocker(request);
       if (!blocker) break;
       await blocker.finished;
     }
-    this.inFlight.add(request);
-    const end = (): void => {
-      if (this.inFlight.delete(request)) request.resolveFinished();
-    };
-    return Object.assign(request, { end });
+    this.add(request);
+    return request;
   }
 
   /** Wait until no in-flight request overlaps [offset, offset + bytes). */
@@ -86,7 +124,13 @@ export class TrackedRequests {
     }
   }
 
+  private add(request: InFlightRequest): void {
+    this.inFlight.add(request);
+    if (request.serialising) this.serialisingInFlight++;
+  }
+
   private findBlocker(request: TrackedRequest): TrackedRequest | undefined {
+    if (!request.serialising && this.serialisingInFlight === 0) return undefined;
     for (const other of this.inFlight) {
       if (!overlaps(request, other)) continue;
       // A lock holder's own requests pass its lock (but still respect other serialising requests).

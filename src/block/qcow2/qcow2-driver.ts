@@ -435,7 +435,10 @@ export class Qcow2Driver implements BlockDriver {
     const first = Math.floor(offset / cs);
     const count = Math.ceil(end / cs) - first;
     const hosts = new Float64Array(count);
-    /** 1: needs a new cluster, 2: rewrites a preallocated zero cluster in place (entry changes, no allocation). */
+    /**
+     * 1: needs a new cluster, 2: rewrites a preallocated zero cluster in place (entry changes, no allocation),
+     * 3: got a new cluster past the end of the file (reads as zeroes already, so zero fills are skipped).
+     */
     const needs = new Uint8Array(count);
     const releases: number[] = [];
     const tablesToPrepare = new Set<number>();
@@ -497,8 +500,14 @@ export class Qcow2Driver implements BlockDriver {
         await this.beforeFirstMetadataChange();
         for (const l1Index of tablesToPrepare) await this.prepareL2(l1Index);
         const allocated = await this.refcounts!.allocate(newClusters);
+        // Host space past the end of the file has never been written: it reads as zeroes.
+        const fileEnd = this.file.length;
         let next = 0;
-        for (let i = 0; i < count; i++) if (needs[i] === 1) hosts[i] = allocated[next++]! * cs;
+        for (let i = 0; i < count; i++) {
+          if (needs[i] !== 1) continue;
+          hosts[i] = allocated[next++]! * cs;
+          if (hosts[i]! >= fileEnd) needs[i] = 3;
+        }
       });
     }
 
@@ -526,8 +535,8 @@ export class Qcow2Driver implements BlockDriver {
       }
     }
     flushRun();
-    if (headFill && needs[0] !== 0) io.push(this.fillCluster(first, hosts[0]!, 0, offset - first * cs, headFill));
-    if (tailFill && needs[count - 1] !== 0) {
+    if (headFill && needsFill(needs[0]!, headFill)) io.push(this.fillCluster(first, hosts[0]!, 0, offset - first * cs, headFill));
+    if (tailFill && needsFill(needs[count - 1]!, tailFill)) {
       const lastStart = (first + count - 1) * cs;
       io.push(this.fillCluster(first + count - 1, hosts[count - 1]!, end - lastStart, cs, tailFill));
     }
@@ -979,4 +988,10 @@ function pushExtent(extents: Extent[], extent: Extent): void {
 function clearEntry(view: DataView, position: number): void {
   view.setUint32(position, 0);
   view.setUint32(position + 4, 0);
+}
+
+/** Whether the uncovered part of a newly written cluster must be filled (see writeLocked's `needs`). */
+function needsFill(need: number, source: FillSource): boolean {
+  if (need === 0) return false;
+  return !(need === 3 && source.kind === 'zero');
 }

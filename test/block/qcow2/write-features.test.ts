@@ -291,3 +291,31 @@ test('growing an image extends the L1 table in place or moves it; a longer backi
     if (to === checkedSize) assertSameBytes(await qemuRaw(image, join(dir, 'grown.raw')), reference, `qemu-img reads the grown image ${clusterSize}`);
   }
 });
+
+test('partial writes into new clusters read zeroes around the data, both in reused host clusters and past the end of the file', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const image = join(dir, 'reuse.qcow2');
+  await createImage(image, 'qcow2', 8 * MiB, { cluster_size: 65536 });
+  const reference = new Uint8Array(8 * MiB);
+  const random = new SeededRandom(611);
+  const { graph, node } = await openQcow2(image);
+  try {
+    // Fill host clusters with non-zero data, then free them: their host space holds stale bytes.
+    await node.write(0, new Uint8Array(2 * MiB).fill(0xee));
+    await node.discard(0, 2 * MiB);
+    await node.flush();
+    // Small writes into unallocated clusters get those stale host clusters back, or fresh ones past the end.
+    for (let i = 0; i < 64; i++) {
+      const cluster = random.int(0, 127);
+      const at = cluster * 65536 + random.int(0, 60000);
+      const piece = random.bytes(random.int(1, 4096));
+      reference.set(piece, at);
+      await node.write(at, piece);
+    }
+    assertSameBytes(await readAll(node), reference, 'after partial writes (our reads)');
+  } finally {
+    await graph.closeAll();
+  }
+  await assertCleanCheck(image);
+  await assertMatchesReference(image, reference, dir, 'partial writes into new clusters');
+});
