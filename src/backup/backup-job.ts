@@ -7,7 +7,7 @@
 import { Job, type BlockdevOnError, type JobOptions } from '../job/job.js';
 import type { BlockNode } from '../block/block-node.js';
 import { LivebackupError } from '../errors.js';
-import { BlockCopy, CopyError } from './block-copy.js';
+import { BlockCopy, CopyError, type ClaimedArea } from './block-copy.js';
 import { attachCopyBeforeWrite, type CopyBeforeWriteStats } from './copy-before-write.js';
 
 /** What the job copies in the background (QAPI MirrorSyncMode subset). */
@@ -81,6 +81,8 @@ export class BackupJob extends Job {
       targetZeroInitialized: options.targetZeroInitialized ?? false,
       lockTarget: isInBackingChain(options.target, options.source),
       writebackInterval: options.writebackInterval,
+      // Like QEMU's drain at job start: writes issued before the point in time complete first.
+      priorWrites: options.source.writesSettled(),
     });
     this.blockCopy.bitmap.setAll();
     this.blockCopy.onProgress = (bytes) => {
@@ -167,7 +169,10 @@ export class BackupJob extends Job {
           await Promise.race(running);
           continue;
         }
-        const claim = await this.sizeClaim(area.offset, area.offset + area.bytes);
+        const shape = await this.claimShape(area.offset, area.offset + area.bytes);
+        // No await between this bitmap check and copyArea: copy-before-write may
+        // have claimed some of these clusters while block status was asked.
+        const claim = this.claimNow(area.offset, area.offset + area.bytes, shape);
         if (!claim) continue;
         const task = this.blockCopy.copyArea(claim).catch((error: unknown) => {
           failure ??= error instanceof CopyError ? error : new CopyError('write', error as LivebackupError);
@@ -185,20 +190,26 @@ export class BackupJob extends Job {
 
   /**
    * Decide how much of the dirty area [start, end) one task takes: a whole
-   * zero run (by block status) or at most maxChunk of data. Returns undefined
-   * when the area changed while block status was asked (look again).
+   * zero run (by block status) or at most maxChunk of data.
    */
-  private async sizeClaim(start: number, end: number): Promise<{ offset: number; bytes: number; knownZero: boolean } | undefined> {
-    const { bitmap, maxChunk, clusterSize } = this.blockCopy;
+  private async claimShape(start: number, end: number): Promise<{ limit: number; knownZero: boolean }> {
+    const { maxChunk, clusterSize } = this.blockCopy;
     const status = await this.statusForClaim(start, end);
     let runEnd = start + status.bytes;
     if (runEnd < this.source.length) runEnd -= runEnd % clusterSize;
     const knownZero = status.zero && runEnd > start;
-    const limit = knownZero ? runEnd - start : maxChunk;
-    // Between the status call and now the bits may have been claimed by copy-before-write.
-    const area = bitmap.nextDirtyArea(start, Math.min(end, start + limit), limit);
+    return { limit: knownZero ? runEnd - start : maxChunk, knownZero };
+  }
+
+  /**
+   * The claim for [start, end) of the given shape, taken from the bitmap as
+   * it is now; undefined when `start` is no longer dirty (look again). The
+   * caller must hand it to copyArea without awaiting in between.
+   */
+  private claimNow(start: number, end: number, shape: { limit: number; knownZero: boolean }): ClaimedArea | undefined {
+    const area = this.blockCopy.bitmap.nextDirtyArea(start, Math.min(end, start + shape.limit), shape.limit);
     if (!area || area.offset !== start) return undefined;
-    return { offset: area.offset, bytes: area.bytes, knownZero };
+    return { offset: area.offset, bytes: area.bytes, knownZero: shape.knownZero };
   }
 
   /** Whether [start, end) begins with a zero run, and how long the run is; remembers data runs (see knownData). */

@@ -42,6 +42,12 @@ export interface BlockCopyParams {
   readonly lockTarget: boolean;
   /** Bytes written to the target between background write-outs (startWriteback); 0 = never. */
   readonly writebackInterval?: number;
+  /**
+   * Copies read the source only after this settles: the source's writes
+   * that were in flight at the point in time (see BackupJob), so no copy
+   * reads half of one.
+   */
+  readonly priorWrites?: Promise<void>;
 }
 
 /** Which side of a copy failed. */
@@ -83,6 +89,7 @@ export class BlockCopy {
   private readonly targetZeroInitialized: boolean;
   private readonly lockTarget: boolean;
   private readonly writebackInterval: number;
+  private priorWrites: Promise<void> | undefined;
   private readonly tasks = new Set<CopyTask>();
   private readonly buffers: BufferPool;
   private bytesInFlight = 0;
@@ -104,6 +111,9 @@ export class BlockCopy {
     this.targetZeroInitialized = params.targetZeroInitialized;
     this.lockTarget = params.lockTarget;
     this.writebackInterval = params.writebackInterval ?? DEFAULT_WRITEBACK_INTERVAL;
+    this.priorWrites = params.priorWrites?.then(() => {
+      this.priorWrites = undefined;
+    });
     this.bitmap = new HBitmap(params.source.length, params.clusterSize);
     this.buffers = new BufferPool(params.maxChunk, 64);
   }
@@ -197,6 +207,7 @@ export class BlockCopy {
   private async performCopy(area: ClaimedArea): Promise<void> {
     const published = taskChannel.hasSubscribers;
     if (published) taskChannel.publish({ phase: 'start', offset: area.offset, bytes: area.bytes, zero: area.knownZero });
+    if (this.priorWrites) await this.priorWrites;
     let lock: RangeLock | undefined;
     if (this.lockTarget) lock = await this.target.lockRange(area.offset, area.bytes);
     try {

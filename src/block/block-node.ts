@@ -310,6 +310,14 @@ export class BlockNode {
     return { token, release: () => request.end() };
   }
 
+  /**
+   * Resolves when every write in flight on this node at the moment of the
+   * call has finished (writes started later are not waited for).
+   */
+  writesSettled(): Promise<void> {
+    return this.tracked.writesSettled();
+  }
+
   /** Wait until no request overlapping the range is in flight. */
   waitForOverlapping(offset: number, bytes: number): Promise<void> {
     return this.tracked.waitForOverlapping(offset, bytes);

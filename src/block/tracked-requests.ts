@@ -117,6 +117,11 @@ export class TrackedRequests {
     }
   }
 
+  /** Resolves when every write in flight now has finished; later requests are not waited for. */
+  async writesSettled(): Promise<void> {
+    await Promise.all([...this.inFlight].filter((request) => request.isWrite).map((request) => request.finished));
+  }
+
   /** Wait until nothing is in flight. */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0) {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockGraph } from '../../src/block/block-graph.js';
-import type { BlockNode } from '../../src/block/block-node.js';
 import { createImage } from '../../src/block/image-file.js';
 import { startBackup } from '../../src/backup/start-backup.js';
 import { JobRegistry } from '../../src/job/job-registry.js';
@@ -12,6 +11,8 @@ import { LivebackupError } from '../../src/errors.js';
 import { BlkdebugDriver, type BlkdebugRule } from '../../src/block/drivers/blkdebug.js';
 import { SeededRandom } from '../helpers/random.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { MemoryDriver, memoryNode } from '../helpers/memory-driver.js';
+import { BlockNode } from '../../src/block/block-node.js';
 import type { TestContext } from 'node:test';
 
 const MiB = 1024 * 1024;
@@ -197,4 +198,31 @@ test('a failed copy-before-write fails the guest write with EIO and the target s
   if (job.status === 'running') job.setSpeed(0);
   assert.equal((await job.done).status, 'completed');
   assert.ok(await targetEquals(s));
+});
+
+test('a write in flight when the job starts lands whole in the backup, never half (the job waits for it)', async () => {
+  const size = MiB;
+  let reachedHalfway!: () => void;
+  const halfway = new Promise<void>((resolve) => (reachedHalfway = resolve));
+  /** Lands the first half of each write, pauses, then the second half: a write caught in flight is torn. */
+  class TearingDriver extends MemoryDriver {
+    override async write(offset: number, buf: Uint8Array): Promise<void> {
+      const half = buf.length / 2;
+      this.data.set(buf.subarray(0, half), offset);
+      reachedHalfway();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      this.data.set(buf.subarray(half), offset + half);
+    }
+  }
+  const source = new BlockNode({ nodeName: 'torn', driver: new TearingDriver(size), readOnly: false, discard: 'unmap', noFlush: false, length: size, options: {} });
+  const { node: target } = memoryNode(size);
+  const write = source.write(0, new Uint8Array(128 * 1024).fill(7));
+  await halfway;
+  const job = startBackup({ source, target, sync: 'full', jobId: 'torn-backup' });
+  await write;
+  const result = await job.done;
+  assert.equal(result.status, 'completed');
+  const copied = new Uint8Array(128 * 1024);
+  await target.read(0, copied);
+  assert.ok(copied.every((byte) => byte === 7), `the backup holds a torn write: byte ${copied.findIndex((byte) => byte !== 7)} differs`);
 });
