@@ -6,11 +6,12 @@
  * cannot tell, every byte is reported as data.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import type { BlockDriver, ChildLink, DriverBlockStatus } from '../block-driver.js';
 import type { BlockDriverFactory, DriverOpenArgs } from '../driver-factory.js';
 import { LivebackupError, ioError } from '../../errors.js';
 import { hostSeek } from '../host-seek.js';
+import { InlineWritePolicy } from './inline-writes.js';
 
 const MAX_TRANSFER = 32 * 1024 * 1024;
 
@@ -32,6 +33,7 @@ export class FileDriver implements BlockDriver {
   private writebackError: LivebackupError | undefined;
   /** False once lseek said this file cannot report holes (then everything is data). */
   private seekWorks = hostSeek !== undefined;
+  private readonly inlineWrites = new InlineWritePolicy();
 
   constructor(
     readonly filename: string,
@@ -62,6 +64,14 @@ export class FileDriver implements BlockDriver {
   async write(offset: number, buf: Uint8Array, flags: { fua?: boolean }): Promise<void> {
     let done = 0;
     try {
+      if (this.inlineWrites.shouldInline(buf.length)) {
+        const startedAt = performance.now();
+        try {
+          while (done < buf.length) done += writeSync(this.handle.fd, buf, done, buf.length - done, offset + done);
+        } finally {
+          this.inlineWrites.finished(startedAt);
+        }
+      }
       while (done < buf.length) {
         const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, offset + done);
         done += bytesWritten;
@@ -113,7 +123,7 @@ export class FileDriver implements BlockDriver {
    * backup of this file: the backup job asks the source's block status only
    * for areas whose copy bits are still set, and after the status call it
    * re-reads the bitmap and claims (clears) only the bits that are still set,
-   * synchronously (BackupJob.sizeClaim, then BlockCopy.copyArea). A guest
+   * synchronously (BackupJob.claimNow, then BlockCopy.copyArea). A guest
    * write reaches this file only after copy-before-write has claimed the bits
    * of its clusters, which it does before the write starts. So a bit still
    * set at the claim means no write has touched that cluster since the
