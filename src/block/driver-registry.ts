@@ -8,7 +8,7 @@ import { rawDriverFactory } from './drivers/raw.js';
 import { nullCoDriverFactory } from './drivers/null-co.js';
 import { qcow2DriverFactory } from './qcow2/qcow2-factory.js';
 import { blkdebugDriverFactory } from './drivers/blkdebug.js';
-import { nbdDriverFactory } from '../nbd/nbd-driver.js';
+import { nbdDriverFactory } from '../nbd/nbd-driver-factory.js';
 
 const factories = new Map<string, BlockDriverFactory>();
 

@@ -7,7 +7,7 @@
  * Block status uses base:allocation when the server offers it.
  */
 import type { BlockDriver, ChildLink, DriverBlockStatus, WriteFlags, WriteZeroesFlags } from '../block/block-driver.js';
-import type { BlockDriverFactory, DriverOpenArgs } from '../block/driver-factory.js';
+import type { DriverOpenArgs } from '../block/driver-factory.js';
 import { LivebackupError } from '../errors.js';
 import { NbdClient } from './client.js';
 import {
@@ -91,28 +91,16 @@ export class NbdDriver implements BlockDriver {
   }
 }
 
-export const nbdDriverFactory: BlockDriverFactory = {
-  name: 'nbd',
-  options: {
-    server: { type: 'object', required: true },
-    export: { type: 'string' },
-    'tls-creds': { type: 'string' },
-    'tls-hostname': { type: 'string' },
-    'x-dirty-bitmap': { type: 'string' },
-    'reconnect-delay': { type: 'integer' },
-    'open-timeout': { type: 'integer' },
-  },
-  childRoles: [],
-  async open(args: DriverOpenArgs): Promise<BlockDriver> {
-    if (args.options['tls-creds'] !== undefined) throw new LivebackupError('UNSUPPORTED', 'NBD over TLS is not supported');
-    if (args.options['x-dirty-bitmap'] !== undefined) throw new LivebackupError('UNSUPPORTED', "Parameter 'x-dirty-bitmap' is not supported");
-    const address = socketAddressFromQapi(args.options.server, 'server');
-    const exportName = (args.options.export as string | undefined) ?? '';
-    const client = await NbdClient.connect(address, { exportName, metaContexts: [BASE_ALLOCATION] });
-    if (client.readOnly && !args.readOnly) {
-      await client.disconnect();
-      throw new LivebackupError('INVALID_ARGUMENT', `NBD export '${exportName}' is read-only; open the node with read-only=true`, { errno: 'EPERM' });
-    }
-    return new NbdDriver(client);
-  },
-};
+/** Connect to the server named in the options and open the export (the `nbd` factory's open). */
+export async function openNbdDriver(args: DriverOpenArgs): Promise<BlockDriver> {
+  if (args.options['tls-creds'] !== undefined) throw new LivebackupError('UNSUPPORTED', 'NBD over TLS is not supported');
+  if (args.options['x-dirty-bitmap'] !== undefined) throw new LivebackupError('UNSUPPORTED', "Parameter 'x-dirty-bitmap' is not supported");
+  const address = socketAddressFromQapi(args.options.server, 'server');
+  const exportName = (args.options.export as string | undefined) ?? '';
+  const client = await NbdClient.connect(address, { exportName, metaContexts: [BASE_ALLOCATION] });
+  if (client.readOnly && !args.readOnly) {
+    await client.disconnect();
+    throw new LivebackupError('INVALID_ARGUMENT', `NBD export '${exportName}' is read-only; open the node with read-only=true`, { errno: 'EPERM' });
+  }
+  return new NbdDriver(client);
+}

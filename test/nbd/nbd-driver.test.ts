@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockGraph } from '../../src/block/block-graph.js';
 import { registerDriver } from '../../src/block/driver-registry.js';
-import { nbdDriverFactory } from '../../src/nbd/nbd-driver.js';
+import { nbdDriverFactory } from '../../src/nbd/nbd-driver-factory.js';
 import { SeededRandom } from '../helpers/random.js';
 import { runOk, skipUnlessTools } from '../helpers/tools.js';
 import { tempDir } from '../helpers/temp-dir.js';
