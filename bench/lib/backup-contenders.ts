@@ -34,13 +34,14 @@ async function withTarget(context: ScenarioContext, format: string, measure: (ta
 }
 
 /** `livebackup backup SOURCE TARGET` creating a new target of the source's format. */
-export function livebackupBackupContender(context: ScenarioContext, source: BenchImage): Contender {
+export function livebackupBackupContender(context: ScenarioContext, source: BenchImage, variant?: { label: string; env: NodeJS.ProcessEnv }): Contender {
   return {
-    label: LIVEBACKUP,
+    label: variant?.label ?? LIVEBACKUP,
     run: () =>
       withTarget(context, source.format, (target) =>
         runMeasured([process.execPath, LIVEBACKUP_CLI, 'backup', '--no-progress', '-f', source.format, source.path, target], {
           scratchDir: context.workspace.dir,
+          env: variant ? { ...process.env, ...variant.env } : undefined,
         }),
       ),
   };
