@@ -84,19 +84,22 @@ export const launchQsdExport: DaemonLauncher = qmpDaemonLauncher(QSD_PROGRAM);
 
 /**
  * qemu-nbd serving the image (read-only unless writable), up to 8 clients
- * at once. It cannot run backups, and it exits by itself when its last
- * client disconnects, which is what quit() waits for.
+ * at once, until quit() sends it SIGTERM (--persistent: clients may come
+ * and go). It cannot run backups.
  */
 export const launchQemuNbd: DaemonLauncher = async ({ image, writable, scratchDir }) => {
   const socket = socketPath(scratchDir, 'qemu-nbd');
-  const argv = ['qemu-nbd', '-f', image.format, '-k', socket, '-x', EXPORT_NAME, '-e', '8', image.path];
+  const argv = ['qemu-nbd', '--persistent', '-f', image.format, '-k', socket, '-x', EXPORT_NAME, '-e', '8', image.path];
   if (!writable) argv.splice(1, 0, '-r');
   const server = spawnMeasured(argv, { scratchDir });
   await waitForSocket(socket, server);
   return {
     uri: nbdUri(socket),
     startBackup: () => Promise.reject(new Error('qemu-nbd cannot run a backup')),
-    quit: () => server.exited,
+    quit: async () => {
+      await server.signal('SIGTERM');
+      return server.exited;
+    },
   };
 };
 

@@ -72,6 +72,8 @@ export interface MeasuredProcess {
   readonly exited: Promise<Measurement>;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** Send `signal` to the measured program itself (not to the `time` wrapping it). */
+  signal(signal: NodeJS.Signals): Promise<void>;
 }
 
 let reportCounter = 0;
@@ -106,7 +108,15 @@ export function spawnMeasured(argv: readonly string[], options: SpawnOptions): M
     return { seconds, peakRssBytes: polledPeak, rssMethod };
   })();
   exited.catch(() => undefined);
-  return { child, exited, stderr: () => stderr };
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (rssMethod !== 'time -v') {
+      child.kill(name);
+      return;
+    }
+    // The measured program is the only child of `time`.
+    if (child.pid !== undefined) await runTool(['pkill', `--signal=${name}`, '-P', String(child.pid)]);
+  };
+  return { child, exited, stderr: () => stderr, signal };
 }
 
 /** Run `argv` to completion, measured. */
