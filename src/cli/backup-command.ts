@@ -168,6 +168,17 @@ async function watchJob(context: CommandContext, job: BackupJob, earlyEvents: Jo
   const unsubscribe = job.onEvent((event: JobEvent) => {
     if (flags.json) emit({ ...event, timestamp: timestamp() });
   });
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    try {
+      job.cancel();
+    } catch {
+      // Already finishing: nothing to cancel.
+    }
+  };
+  // Before the job starts: a caller may send SIGINT as soon as it sees the job running.
+  process.on('SIGINT', onSigint);
   job.start();
   bar?.start(Math.max(1, job.progressTotal), 0, { rate: '-', copied: '0 B' });
   const ticker = setInterval(() => {
@@ -179,16 +190,6 @@ async function watchJob(context: CommandContext, job: BackupJob, earlyEvents: Jo
       emit({ progress: { offset: job.progressCurrent, len: job.progressTotal, status: job.status } });
     }
   }, flags.json ? 1000 : 200);
-  let interrupted = false;
-  const onSigint = () => {
-    interrupted = true;
-    try {
-      job.cancel();
-    } catch {
-      // Already finishing: nothing to cancel.
-    }
-  };
-  process.on('SIGINT', onSigint);
   try {
     const result = await job.done;
     const seconds = (Date.now() - started) / 1000;

@@ -6,7 +6,6 @@
  * writing to it, and checks with `img compare` that the backup holds the
  * point-in-time content while the disk has moved on.
  */
-import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,6 +139,7 @@ async function showCompare(context: CommandContext, a: string, b: string): Promi
  * then zero part of one of them. Resolves to the number of bytes written.
  */
 async function writeSampleData(node: BlockNode): Promise<number> {
+  const { randomFillSync } = await import('node:crypto');
   const buffer = new Uint8Array(CHUNK);
   const extents = 8;
   const stride = Math.floor(node.length / extents / MIB) * MIB;
@@ -163,6 +163,7 @@ async function writeSampleData(node: BlockNode): Promise<number> {
  * Resolves to the number of bytes written.
  */
 async function writeAsGuest(node: BlockNode, backupRunning: () => boolean): Promise<number> {
+  const { randomFillSync } = await import('node:crypto');
   const stride = Math.floor(node.length / GUEST_WRITES / MIB) * MIB;
   const buffer = new Uint8Array(Math.min(MIB, stride / 2));
   let written = 0;

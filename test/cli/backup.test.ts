@@ -94,8 +94,8 @@ test('SIGINT cancels cleanly: exit 1 and a message that the target is incomplete
   child.stderr.on('data', (chunk) => (stderr += chunk));
   while (!stdout.includes('"running"')) await new Promise((resolve) => setTimeout(resolve, 20));
   child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  assert.equal(code, 1);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (...result) => resolve(result)));
+  assert.equal(code, 1, `exit ${code} (signal ${signal})\nstderr: ${stderr}\nstdout: ${stdout.slice(-3000)}`);
   assert.match(stderr, /interrupted; .* is incomplete/);
   assert.match(stdout, /BLOCK_JOB_CANCELLED/);
 });

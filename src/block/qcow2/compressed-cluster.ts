@@ -4,14 +4,20 @@
  * libuv thread pool; the output is bounded by the cluster size, so a
  * malicious stream cannot make us allocate more.
  */
-import { createInflateRaw, inflateRaw, constants as zlibConstants } from 'node:zlib';
 import type { BlockNode } from '../block-node.js';
 import { LivebackupError } from '../../errors.js';
 import type { CompressedExtent } from './qcow2-format.js';
 
-function inflateBounded(input: Uint8Array, maxOutputLength: number): Promise<Buffer> {
+/** node:zlib, loaded on the first compressed cluster (most images have none, and it costs start-up time). */
+let zlibModule: Promise<typeof import('node:zlib')> | undefined;
+function loadZlib(): Promise<typeof import('node:zlib')> {
+  return (zlibModule ??= import('node:zlib'));
+}
+
+async function inflateBounded(input: Uint8Array, maxOutputLength: number): Promise<Buffer> {
+  const { inflateRaw, constants } = await loadZlib();
   return new Promise((resolve, reject) => {
-    inflateRaw(input, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength }, (error, result) =>
+    inflateRaw(input, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength }, (error, result) =>
       error ? reject(error) : resolve(result),
     );
   });
@@ -55,9 +61,10 @@ export async function readCompressedCluster(file: BlockNode, extent: CompressedE
 }
 
 /** Inflate at most `limit` bytes of output with a streaming inflater, stopping when that much is produced. */
-function inflateWithin(input: Uint8Array, limit: number): Promise<Buffer> {
+async function inflateWithin(input: Uint8Array, limit: number): Promise<Buffer> {
+  const { createInflateRaw, constants } = await loadZlib();
   return new Promise((resolve, reject) => {
-    const stream = createInflateRaw({ finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    const stream = createInflateRaw({ finishFlush: constants.Z_SYNC_FLUSH });
     const chunks: Buffer[] = [];
     let total = 0;
     let done = false;

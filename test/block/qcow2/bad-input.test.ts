@@ -10,7 +10,7 @@ import { readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/temp-dir.js';
 import { SeededRandom } from '../../helpers/random.js';
-import { skipUnlessTools } from '../../helpers/tools.js';
+import { run, skipUnlessTools } from '../../helpers/tools.js';
 import { BlockGraph } from '../../../src/block/block-graph.js';
 import { createImage } from '../../../src/block/image-file.js';
 import { LivebackupError } from '../../../src/errors.js';
@@ -177,7 +177,7 @@ test('unsupported features are refused at open, naming the feature', { skip: ski
   await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'compression_type=zstd', zstd, '1M');
   await expectError(openAndRead(zstd), 'UNSUPPORTED', /zstd/);
   const luks = join(dir, 'luks.qcow2');
-  await qemuImg('create', '-q', '--object', 'secret,id=sec0,data=123456', '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', luks, '1M');
+  await createLuksImage(luks);
   await expectError(openAndRead(luks), 'UNSUPPORTED', /encrypt/);
   const external = join(dir, 'external.qcow2');
   await qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(dir, 'external.raw')}`, external, '1M');
@@ -328,3 +328,19 @@ test('mutation fuzz: writes on damaged images either succeed or throw Livebackup
   }
   assert.ok(succeeded > 0, 'some damaged images still take writes');
 });
+
+/**
+ * qemu-img create of a LUKS-encrypted qcow2. QEMU times PBKDF2 with the
+ * process's CPU clock to pick an iteration count, and on a loaded machine
+ * that measurement can fail ("Unable to get accurate CPU usage"): try again.
+ */
+async function createLuksImage(path: string): Promise<void> {
+  const args = ['create', '-q', '--object', 'secret,id=sec0,data=123456', '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', path, '1M'];
+  for (let attempt = 1; ; attempt++) {
+    const result = await run('qemu-img', args);
+    if (result.code === 0) return;
+    if (attempt === 5 || !result.stderr.includes('Unable to get accurate CPU usage')) {
+      throw new Error(`qemu-img ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+    }
+  }
+}
