@@ -142,7 +142,8 @@ export class BlockNode {
     this.checkOpen();
     this.checkRange(offset, buf.length);
     if (buf.length === 0) return;
-    const request = await this.tracked.begin(offset, buf.length, false, false, flags.lockToken);
+    const begun = this.tracked.begin(offset, buf.length, false, false, flags.lockToken);
+    const request = begun instanceof Promise ? await begun : begun;
     try {
       const alignment = this.driver.requestAlignment;
       if (isAligned(offset, alignment) && isAligned(buf.length, alignment)) {
@@ -398,9 +399,13 @@ export class BlockNode {
     return this.notifiers.size > 0;
   }
 
-  private async readSplit(offset: number, buf: Uint8Array): Promise<void> {
+  private readSplit(offset: number, buf: Uint8Array): Promise<void> {
     const max = this.driver.maxTransfer;
     if (buf.length <= max) return this.driver.read(offset, buf);
+    return this.readInPieces(offset, buf, max);
+  }
+
+  private async readInPieces(offset: number, buf: Uint8Array, max: number): Promise<void> {
     for (let done = 0; done < buf.length; done += max) {
       await this.driver.read(offset + done, buf.subarray(done, Math.min(buf.length, done + max)));
     }

@@ -165,6 +165,12 @@ export class Qcow2Driver implements BlockDriver {
     this.readsInFlight.add(seq);
     try {
       const extents = await this.mapRange(offset, buf.length, Number.POSITIVE_INFINITY);
+      if (extents.length === 1) {
+        const only = extents[0]!;
+        if (only.kind === 'zero') buf.fill(0);
+        else await this.readExtent(only, buf);
+        return;
+      }
       const io: Promise<void>[] = [];
       for (const extent of extents) {
         const out = buf.subarray(extent.offset - offset, extent.offset - offset + extent.bytes);
@@ -269,7 +275,8 @@ export class Qcow2Driver implements BlockDriver {
     for (let position = offset; position < end && extents.length < maxExtents; ) {
       const l1Index = Math.floor(position / this.bytesPerL2);
       const chunkEnd = Math.min(end, (l1Index + 1) * this.bytesPerL2);
-      const table = await this.lookupL2(l1Index);
+      const l2Offset = this.l2Offset(l1Index);
+      const table = l2Offset === 0 ? undefined : (this.l2Cache.peek(l2Offset) ?? (await this.l2Cache.get(l2Offset)));
       if (!table) pushExtent(extents, { offset: position, bytes: chunkEnd - position, kind: 'unallocated' });
       else if (this.mapInTable(table, position, chunkEnd, extents, maxExtents)) break;
       position = chunkEnd;
