@@ -14,6 +14,8 @@ import { hostSeek } from '../host-seek.js';
 import { InlineWritePolicy } from './inline-writes.js';
 
 const MAX_TRANSFER = 32 * 1024 * 1024;
+/** Node lengths are whole 512-byte sectors, as in QEMU. */
+const SECTOR_SIZE = 512;
 
 /** lseek errors meaning "this file system (or file type) cannot report holes": stop asking for this file. */
 const SEEK_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ESPIPE']);
@@ -150,8 +152,13 @@ export class FileDriver implements BlockDriver {
     }
   }
 
+  /**
+   * The file's size rounded up to 512 bytes, as QEMU's block layer counts
+   * it (in sectors): a 1000-byte file is a 1024-byte node whose last 24
+   * bytes read as zeroes until written.
+   */
   async getLength(): Promise<number> {
-    return this.size;
+    return Math.ceil(this.size / SECTOR_SIZE) * SECTOR_SIZE;
   }
 
   /**

@@ -88,7 +88,11 @@ export function parseHeader(head: Uint8Array, fileLength: number, filename: stri
   if (version === 3) {
     if (head.length < V3_MIN_HEADER_LENGTH) throw corrupt(`${where} is truncated: shorter than a version 3 header`);
     headerLength = view.getUint32(HeaderField.headerLength);
-    if (headerLength < V3_MIN_HEADER_LENGTH || headerLength > clusterSize || headerLength > head.length) {
+    if (headerLength < V3_MIN_HEADER_LENGTH) {
+      // Reads past the end of a short file return zeroes, so a truncated header shows up here.
+      throw corrupt(`${where} has a header that is too short (header_length ${headerLength}): the file may be truncated`);
+    }
+    if (headerLength > clusterSize || headerLength > head.length) {
       throw corrupt(`${where} has an invalid header_length ${headerLength}`);
     }
     incompatHigh = view.getUint32(HeaderField.incompatibleFeatures);
