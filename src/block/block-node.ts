@@ -132,6 +132,11 @@ export class BlockNode {
     return this.children().find((link) => link.role === 'backing')?.node;
   }
 
+  /** True for protocol nodes (file, nbd, null-co): neither an image format nor a filter. */
+  private get isProtocol(): boolean {
+    return !this.driver.isFormat && !this.driver.isFilter;
+  }
+
   /** The `file` child, if any. */
   get file(): BlockNode | undefined {
     return this.children().find((link) => link.role === 'file')?.node;
@@ -273,8 +278,9 @@ export class BlockNode {
         allocated: true,
         present: true,
         depth: 0,
-        hostOffset: own.hostOffset,
-        hostNode: own.hostNode,
+        // A protocol node's bytes lie in itself, at their own offset (QEMU's protocol drivers say so too).
+        hostOffset: own.hostOffset ?? (this.isProtocol ? offset : undefined),
+        hostNode: own.hostNode ?? (this.isProtocol ? this : undefined),
       };
     }
     const backing = this.backing;

@@ -50,9 +50,11 @@ export interface OpenImageOptions {
 /** Open an image file as `{driver: FORMAT, file: {driver: 'file', filename}}`. */
 export async function openImage(filename: string, options: OpenImageOptions = {}): Promise<BlockNode> {
   const format = options.format ?? (await probeFormat(filename));
+  // A protocol driver that takes the filename itself (`-f file`, as qemu-img allows) opens it directly.
+  const takesFilename = findDriver(format)?.options.filename !== undefined;
   const nodeOptions: Record<string, unknown> = {
     driver: format,
-    file: { driver: 'file', filename },
+    ...(takesFilename ? { filename } : { file: { driver: 'file', filename } }),
     discard: options.discard ?? 'unmap',
     ...options.extra,
   };

@@ -32,3 +32,14 @@ test('a raw file whose size is not a multiple of 512 is as long as QEMU says: in
     assert.equal((await stat(path)).size, size, 'the source file is not changed');
   }
 });
+
+test('-f file opens the file protocol itself, as qemu-img does: info and map are the same', { skip: skipUnlessTools('qemu-img') }, async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'plain.img');
+  await writeFile(path, randomBytes(3000));
+  for (const args of [['info', '--output=json'], ['map', '--output=json'], ['map']]) {
+    const theirs = await runOk('qemu-img', [...args, '-f', 'file', path]);
+    const ours = await livebackup('img', ...args, '-f', 'file', path);
+    assert.deepEqual(args.includes('--output=json') ? JSON.parse(ours) : ours, args.includes('--output=json') ? JSON.parse(theirs) : theirs, `img ${args.join(' ')} -f file`);
+  }
+});
