@@ -8,7 +8,7 @@ import { LivebackupError, messageOf } from '../errors.js';
 import type { CommandTable, QmpCommandContext } from './command-table.js';
 import type { JsonMessage } from './json-message-stream.js';
 import { toQmpErrorBody, type QmpErrorBody } from './qmp-error.js';
-import { parseRequest, QmpRequestError, type QmpRequest } from './request.js';
+import { parseRequest, type QmpRequest } from './request.js';
 import { noArguments } from './schema.js';
 import { validateValue } from './schema-validator.js';
 import { handleCommandChannel, type QmpLogger } from './trace.js';
@@ -50,13 +50,9 @@ export async function dispatchMessage(
   afterReply: (callback: () => void) => void,
 ): Promise<QmpReply> {
   if (message.kind === 'error') return { error: { class: 'GenericError', desc: message.message } };
-  let request: QmpRequest;
-  try {
-    request = parseRequest(message.value, state.capabilities.has('oob'));
-  } catch (error) {
-    if (!(error instanceof QmpRequestError)) throw error;
-    return errorReply({ class: 'GenericError', desc: error.message }, error.id, error.hasId);
-  }
+  const parsed = parseRequest(message.value, state.capabilities.has('oob'));
+  if ('malformed' in parsed) return errorReply({ class: 'GenericError', desc: parsed.malformed }, parsed.id, parsed.hasId);
+  const request: QmpRequest = parsed;
   const fail = (errorClass: QmpErrorBody['class'], desc: string): QmpReply => errorReply({ class: errorClass, desc }, request.id, request.hasId);
 
   const command = host.commands.get(request.command);

@@ -4,7 +4,9 @@
  * its braces and brackets balance, and errors are reported per message
  * while the stream keeps going. Limits keep a hostile peer from making us
  * buffer without bound: the bytes of one message, its token count and its
- * nesting depth.
+ * nesting depth. Our token limit is lower than QEMU's, so a message over it
+ * is skipped whole with one error (QEMU would split the rest of it into a
+ * message per token; it only does that past its own, higher limit).
  */
 import { LivebackupError, messageOf } from '../errors.js';
 import { JsonLexer, TokenType, type Token } from './json-lexer.js';
@@ -38,6 +40,12 @@ export class JsonMessageStream {
   private braces = 0;
   private brackets = 0;
   private stopped = false;
+  /**
+   * After a message exceeded the token count: the rest of it is skipped (its
+   * brackets still counted) and reported by that one error, not split into
+   * a reply per remaining token.
+   */
+  private skipping = false;
 
   constructor(
     private readonly onMessage: (message: JsonMessage) => void,
@@ -79,6 +87,11 @@ export class JsonMessageStream {
     this.onMessage({ kind: 'error', message, fatal });
   }
 
+  /** True while the current message's braces and brackets are open (and none closed too often). */
+  private messageOpen(): boolean {
+    return (this.braces > 0 || this.brackets > 0) && this.braces >= 0 && this.brackets >= 0;
+  }
+
   private resetMessage(): void {
     this.tokens = [];
     this.tokenBytes = 0;
@@ -94,6 +107,7 @@ export class JsonMessageStream {
       case TokenType.LeftSquare: this.brackets++; break;
       case TokenType.RightSquare: this.brackets--; break;
       case TokenType.Error:
+        if (this.skipping) return;
         // QEMU prints the text as a C string: it ends at a NUL byte.
         this.emitError(`JSON parse error, stray '${token.text!.toString('utf8').split('\0')[0]}'`, false);
         return;
@@ -105,8 +119,20 @@ export class JsonMessageStream {
       this.stop('JSON token size limit exceeded');
       return;
     }
+    if (this.skipping) {
+      this.tokenBytes += size;
+      if (!this.messageOpen()) {
+        this.skipping = false;
+        this.resetMessage();
+      }
+      return;
+    }
     if (this.tokens.length + 1 > this.limits.maxTokens) {
-      this.emitError('JSON token count limit exceeded', false);
+      this.tokens = [];
+      this.onMessage({ kind: 'error', message: 'JSON token count limit exceeded', fatal: false });
+      this.tokenBytes += size;
+      this.skipping = this.messageOpen();
+      if (!this.skipping) this.resetMessage();
       return;
     }
     if (this.braces + this.brackets > this.limits.maxDepth) {
@@ -115,7 +141,7 @@ export class JsonMessageStream {
     }
     this.tokens.push(token);
     this.tokenBytes += size;
-    if ((this.braces > 0 || this.brackets > 0) && this.braces >= 0 && this.brackets >= 0) return;
+    if (this.messageOpen()) return;
 
     const tokens = this.tokens;
     this.resetMessage();

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { messageOf } from '../errors.js';
 import { dispatchMessage, type ConnectionState, type DispatcherHost, type QmpReply } from './dispatcher.js';
 import { JsonMessageStream, type JsonMessage, type JsonStreamLimits } from './json-message-stream.js';
+import { Fifo } from '../util/fifo.js';
 import { toQmpJson } from './json-writer.js';
 import { respondChannel } from './trace.js';
 
@@ -35,7 +36,10 @@ export interface QmpSessionHost extends DispatcherHost {
 /** One connected client; created and started by QmpServer. */
 export class QmpSession {
   private readonly state: ConnectionState;
-  private readonly queue: JsonMessage[] = [];
+  private readonly queue = new Fifo<JsonMessage>();
+  /** True while writeLine's cork is on (see writeLine). */
+  private corked = false;
+  private readonly uncorkBound = (): void => this.uncork();
   private processing = false;
   private closed = false;
   /** The client half-closed: answer what it sent, then close our side. */
@@ -86,7 +90,8 @@ export class QmpSession {
   shutdown(): void {
     if (this.closed) return;
     this.shuttingDown = true;
-    this.queue.length = 0;
+    this.queue.clear();
+    this.uncork();
     this.socket.end();
     this.socket.destroySoon();
     setTimeout(() => this.close(), SHUTDOWN_GRACE_MS).unref();
@@ -97,7 +102,7 @@ export class QmpSession {
     if (this.closed) return;
     this.closed = true;
     this.host.logger?.debug({ sessionId: this.id }, 'QMP client disconnected');
-    this.queue.length = 0;
+    this.queue.clear();
     this.socket.destroy();
     this.host.sessionClosed(this);
   }
@@ -117,9 +122,27 @@ export class QmpSession {
     return new Promise((resolve) => this.socket.write(`${line}\r\n`, () => resolve()));
   }
 
+  /**
+   * Write a reply line. Lines written in the same turn of the event loop
+   * leave in one system call: the socket is corked until setImmediate, so a
+   * burst of messages (a pipelining client, or a flood of malformed input)
+   * does not cost one write per reply.
+   */
   private writeLine(line: string): boolean {
     if (this.closed || !this.socket.writable) return true;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncorkBound);
+    }
     return this.socket.write(`${line}\r\n`);
+  }
+
+  /** Send what writeLine has buffered now (before waiting on the socket). */
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   /** The reply as text; a value that cannot be encoded (a cycle) becomes an error reply. */
@@ -153,8 +176,10 @@ export class QmpSession {
         const line = this.encodeReply(reply);
         if (afterReply.length > 0) {
           // Actions such as quit run only once the reply has left our buffers.
+          this.uncork();
           await this.writeFlushed(line);
         } else if (!this.writeLine(line) && !this.closed) {
+          this.uncork();
           await this.drained();
         }
         for (const callback of afterReply) {
@@ -166,6 +191,7 @@ export class QmpSession {
         }
         if (message.kind === 'error' && message.fatal) {
           this.host.logger?.warn({ sessionId: this.id, reason: message.message }, 'QMP client disconnected: input limit exceeded');
+          this.uncork();
           this.socket.end();
           this.socket.destroySoon();
           return;
@@ -174,6 +200,9 @@ export class QmpSession {
     } finally {
       this.processing = false;
     }
-    if (this.inputEnded && this.queue.length === 0) this.socket.end();
+    if (this.inputEnded && this.queue.length === 0) {
+      this.uncork();
+      this.socket.end();
+    }
   }
 }

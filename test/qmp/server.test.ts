@@ -388,3 +388,24 @@ test('a socket path that cannot be bound is a clear error naming it', async (t) 
   await assert.rejects(server.listenUnix(join(dir, 'missing-dir', 'qmp.sock')), { code: 'IO_ERROR' });
   assert.equal(server.clientCount, 0);
 });
+
+test('a flood of tiny malformed messages gets one reply each, in order, and the session goes on', async (t) => {
+  const { path } = await startServer(t);
+  const client = await connected(t, path);
+  const count = 20_000;
+  // Alternate two kinds of bad input so that replies out of order would show.
+  client.sendRaw(`${'1 {"x":1} '.repeat(count / 2)}{"execute":"query-version","id":"after"}\n`);
+  for (let i = 0; i < count; i++) {
+    const desc = i % 2 === 0 ? 'QMP input must be a JSON object' : "QMP input member 'x' is unexpected";
+    assert.deepEqual(await client.nextReply(), { error: { class: 'GenericError', desc } }, `reply ${i}`);
+  }
+  assert.equal((await client.nextReply()).id, 'after');
+});
+
+test('a message over the token limit is skipped whole: one error, then the next command is answered', async (t) => {
+  const { path } = await startServer(t);
+  const client = await connected(t, path);
+  client.sendRaw(`[${'1,'.repeat(300_000)}1]\n{"execute":"query-version","id":"next"}\n`);
+  assert.deepEqual(await client.nextReply(), { error: { class: 'GenericError', desc: 'JSON token count limit exceeded' } });
+  assert.equal((await client.nextReply()).id, 'next');
+});
