@@ -6,11 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
 import { QmpClient } from '../helpers/qmp-client.js';
+import { connectWhenListening } from '../helpers/unix-socket.js';
 
 /** The compiled CLI entry point. */
 export const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -27,13 +26,9 @@ export interface DaemonProcess {
   stop(): Promise<number | string>;
 }
 
-/** Poll until `path` is a socket; fails when `isDead()` becomes true first. */
+/** Wait until `path` is a listening socket (one connect succeeds); fails when `isDead()` says why first. */
 export async function waitForSocket(path: string, isDead: () => string | undefined): Promise<void> {
-  while (!(await stat(path).then((info) => info.isSocket(), () => false))) {
-    const why = isDead();
-    if (why !== undefined) throw new Error(why);
-    await sleep(10);
-  }
+  (await connectWhenListening(path, isDead)).destroy();
 }
 
 /**

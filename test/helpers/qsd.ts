@@ -5,12 +5,11 @@
  * normalised for comparison.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
 import { QmpClient, type QmpObject, type QmpTarget } from './qmp-client.js';
 import { tempDir } from './temp-dir.js';
+import { connectWhenListening } from './unix-socket.js';
 
 export interface QsdInstance {
   readonly dir: string;
@@ -58,11 +57,9 @@ export async function startQsd(t: Pick<TestContext, 'after'>, args: readonly str
   t.after(stop);
 
   for (const path of socketPaths) {
-    // Poll for the socket file: qsd creates it while starting up.
-    while (!(await stat(path).then((s) => s.isSocket(), () => false))) {
-      if (exited) throw new Error(`qemu-storage-daemon exited during startup: ${stderr}`);
-      await sleep(10);
-    }
+    // qsd creates and then listens on its sockets while starting up: wait until one connect succeeds.
+    const probe = await connectWhenListening(path, () => (exited ? `qemu-storage-daemon exited during startup: ${stderr}` : undefined));
+    probe.destroy();
   }
   return {
     dir,

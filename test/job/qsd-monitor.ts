@@ -5,12 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createConnection, type Socket } from 'node:net';
-import { stat } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
 import { tempDir } from '../helpers/temp-dir.js';
+import { connectWhenListening } from '../helpers/unix-socket.js';
 
 export interface QmpEvent {
   event: string;
@@ -44,12 +43,7 @@ export class QsdMonitor {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     });
-    while (!(await stat(path).then((info) => info.isSocket(), () => false))) {
-      if (child.exitCode !== null) throw new Error(`qemu-storage-daemon exited: ${stderr}`);
-      await sleep(10);
-    }
-    const socket = createConnection(path);
-    await once(socket, 'connect');
+    const socket = await connectWhenListening(path, () => (child.exitCode !== null ? `qemu-storage-daemon exited: ${stderr}` : undefined));
     const monitor = new QsdMonitor(socket, child);
     await monitor.nextReply(); // the greeting
     await monitor.execute('qmp_capabilities');
