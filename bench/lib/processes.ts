@@ -9,11 +9,11 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, constants } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Measurement } from './pairs.js';
+import { connectWhenListening } from '../../test/helpers/unix-socket.js';
 
 const GNU_TIME = '/usr/bin/time';
 
@@ -148,8 +148,9 @@ function pollVmHwm(child: ChildProcess): { stop(): number | undefined } {
 }
 
 /**
- * Wait until `path` is a listening unix socket (servers create it when
- * they are ready); rejects if `process` exits first.
+ * Wait until `path` is a listening unix socket (one connect succeeds; a
+ * server creates the file when it binds, a moment before it listens);
+ * rejects if `process` exits first.
  */
 export async function waitForSocket(path: string, measured: MeasuredProcess): Promise<void> {
   let exited = false;
@@ -157,13 +158,10 @@ export async function waitForSocket(path: string, measured: MeasuredProcess): Pr
     () => (exited = true),
     () => (exited = true),
   );
-  while (!(await stat(path).then((info) => info.isSocket(), () => false))) {
-    if (exited) {
-      await measured.exited;
-      throw new Error(`${measured.child.spawnargs.join(' ')} exited before listening on ${path}: ${measured.stderr()}`);
-    }
-    await sleep(2);
-  }
+  const socket = await connectWhenListening(path, () =>
+    exited ? `${measured.child.spawnargs.join(' ')} exited before listening on ${path}: ${measured.stderr()}` : undefined,
+  );
+  socket.destroy();
 }
 
 /** Run a helper command (not measured) that must succeed; resolves with its stdout. */
