@@ -11,8 +11,8 @@ import { LivebackupError } from '../../src/errors.js';
 import { BlkdebugDriver, type BlkdebugRule } from '../../src/block/drivers/blkdebug.js';
 import { SeededRandom } from '../helpers/random.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { MemoryDriver, memoryNode } from '../helpers/memory-driver.js';
-import { BlockNode } from '../../src/block/block-node.js';
+import { MemoryDriver, memoryNode, writableNodeOver } from '../helpers/memory-driver.js';
+import type { BlockNode } from '../../src/block/block-node.js';
 import type { TestContext } from 'node:test';
 
 const MiB = 1024 * 1024;
@@ -214,7 +214,7 @@ test('a write in flight when the job starts lands whole in the backup, never hal
       this.data.set(buf.subarray(half), offset + half);
     }
   }
-  const source = new BlockNode({ nodeName: 'torn', driver: new TearingDriver(size), readOnly: false, discard: 'unmap', noFlush: false, length: size, options: {} });
+  const source = writableNodeOver(new TearingDriver(size), size, 'torn');
   const { node: target } = memoryNode(size);
   const write = source.write(0, new Uint8Array(128 * 1024).fill(7));
   await halfway;

@@ -66,6 +66,10 @@ export class MemoryDriver implements BlockDriver {
 /** A writable BlockNode over a MemoryDriver. */
 export function memoryNode(size: number, alignment = 1, maxTransfer = 1024 * 1024): { node: BlockNode; driver: MemoryDriver } {
   const driver = new MemoryDriver(size, alignment, maxTransfer);
-  const node = new BlockNode({ nodeName: 'mem', driver, readOnly: false, discard: 'unmap', noFlush: false, length: size, options: {} });
-  return { node, driver };
+  return { node: writableNodeOver(driver, size), driver };
+}
+
+/** A writable BlockNode of `size` bytes over any test driver. */
+export function writableNodeOver(driver: BlockDriver, size: number, nodeName = 'mem'): BlockNode {
+  return new BlockNode({ nodeName, driver, readOnly: false, discard: 'unmap', noFlush: false, length: size, options: {} });
 }

@@ -256,10 +256,10 @@ export class Qcow2Driver implements BlockDriver {
     return entryCopied(this.l1View.getUint32(l1Index * 8));
   }
 
-  /** The L2 table for an L1 index, or undefined when unallocated. */
-  private async lookupL2(l1Index: number): Promise<MetadataTable | undefined> {
+  /** The L2 table for an L1 index, or undefined when unallocated; a promise only when it must be loaded. */
+  private lookupL2(l1Index: number): MetadataTable | undefined | Promise<MetadataTable | undefined> {
     const offset = this.l2Offset(l1Index);
-    return offset === 0 ? undefined : this.l2Cache.get(offset);
+    return offset === 0 ? undefined : (this.l2Cache.peek(offset) ?? this.l2Cache.get(offset));
   }
 
   /**
@@ -275,8 +275,8 @@ export class Qcow2Driver implements BlockDriver {
     for (let position = offset; position < end && extents.length < maxExtents; ) {
       const l1Index = Math.floor(position / this.bytesPerL2);
       const chunkEnd = Math.min(end, (l1Index + 1) * this.bytesPerL2);
-      const l2Offset = this.l2Offset(l1Index);
-      const table = l2Offset === 0 ? undefined : (this.l2Cache.peek(l2Offset) ?? (await this.l2Cache.get(l2Offset)));
+      const found = this.lookupL2(l1Index);
+      const table = found instanceof Promise ? await found : found;
       if (!table) pushExtent(extents, { offset: position, bytes: chunkEnd - position, kind: 'unallocated' });
       else if (this.mapInTable(table, position, chunkEnd, extents, maxExtents)) break;
       position = chunkEnd;
